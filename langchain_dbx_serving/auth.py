@@ -1,0 +1,120 @@
+"""Where request headers come from: a static token, or a databricks-sdk ``Config``.
+
+No HTTP happens here. The databricks-sdk is imported only when a ``Config`` is actually needed
+(no explicit token), because it takes most of a second to import.
+
+Resolution order, first match wins:
+
+1. an explicit ``token`` (or ``DATABRICKS_TOKEN``, read by the chat classes at construction);
+2. a given ``workspace_client`` (its ``config`` is asked for headers on every request);
+3. a databricks-sdk ``Config`` built from ``host`` and the environment / ``~/.databrickscfg``
+   (profiles, OAuth M2M, Azure, ...), asked for headers on every request so OAuth tokens refresh.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from langchain_dbx_serving.errors import ConfigurationError
+
+__all__ = ["Credentials", "SdkCredentials", "TokenCredentials", "normalize_host", "resolve"]
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+class Credentials(Protocol):
+    """Anything that can give the headers for the next request, and perhaps the workspace host."""
+
+    @property
+    def host(self) -> str | None: ...
+
+    def headers(self) -> dict[str, str]: ...
+
+
+class TokenCredentials:
+    """A static bearer token (a ``dapi...`` personal access token or any access token)."""
+
+    __slots__ = ("_headers", "_host")
+
+    def __init__(self, token: str, host: str | None = None) -> None:
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._host = host
+
+    @property
+    def host(self) -> str | None:
+        return self._host
+
+    def headers(self) -> dict[str, str]:
+        return self._headers
+
+    def __repr__(self) -> str:
+        return f"TokenCredentials(host={self._host!r}, token='**********')"
+
+
+class SdkCredentials:
+    """Headers from a databricks-sdk ``Config``; it refreshes OAuth tokens as needed."""
+
+    __slots__ = ("_config",)
+
+    def __init__(self, config: Any) -> None:
+        self._config = config
+
+    @property
+    def host(self) -> str | None:
+        return getattr(self._config, "host", None)
+
+    def headers(self) -> dict[str, str]:
+        try:
+            return dict(self._config.authenticate())
+        except Exception as exc:
+            raise ConfigurationError(
+                f"databricks-sdk could not produce credentials ({type(exc).__name__}: {exc}); "
+                "check your Databricks profile or OAuth settings"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"SdkCredentials(host={self.host!r})"
+
+
+def normalize_host(host: str | None) -> str | None:
+    """``adb-1.azuredatabricks.net/`` -> ``https://adb-1.azuredatabricks.net``."""
+    if not host:
+        return None
+    host = host.strip().rstrip("/")
+    if "://" not in host:
+        host = "https://" + host
+    return host
+
+
+def is_loopback(url: str) -> bool:
+    """Whether a URL points at this machine."""
+    hostname = urlsplit(url).hostname or ""
+    return hostname in _LOOPBACK or hostname.startswith("127.")
+
+
+def resolve(*, host: str | None, token: str | None, workspace_client: Any = None) -> Credentials:
+    """Pick the credentials for a client, following the order in the module docstring."""
+    if token:
+        return TokenCredentials(token, normalize_host(host or os.environ.get("DATABRICKS_HOST")))
+    if workspace_client is not None:
+        return SdkCredentials(workspace_client.config)
+    return SdkCredentials(_sdk_config(host))
+
+
+def _sdk_config(host: str | None) -> Any:
+    try:
+        from databricks.sdk.core import Config
+    except ImportError:  # pragma: no cover - databricks-sdk is a dependency
+        raise ConfigurationError(
+            "databricks-sdk is not installed; pass token= explicitly"
+        ) from None
+    try:
+        return Config(host=host) if host else Config()
+    except Exception as exc:
+        raise ConfigurationError(
+            f"no Databricks credentials found ({exc}). Pass host= and token=, set "
+            "DATABRICKS_HOST and DATABRICKS_TOKEN, or configure a profile in ~/.databrickscfg "
+            "(DATABRICKS_CONFIG_PROFILE)"
+        ) from None

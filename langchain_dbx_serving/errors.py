@@ -1,0 +1,202 @@
+"""Errors raised by langchain-dbx-serving.
+
+Every error the package raises on purpose derives from :class:`DatabricksServingError` and
+carries what is known about the failed call: ``status_code``, ``error_code`` (Databricks'
+``error_code`` such as ``REQUEST_LIMIT_EXCEEDED``), ``message``, ``endpoint`` and
+``request_id`` (the ``x-request-id`` / ``databricks_request_id`` of the reply). Messages say
+what happened and what to do about it.
+
+The hierarchy::
+
+    DatabricksServingError
+    ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
+    ├── TransportError               no usable HTTP reply arrived
+    │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
+    │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
+    │   └── StreamInterruptedError   the connection dropped mid-stream; ``partial`` holds what came
+    ├── APIStatusError               the endpoint answered with an HTTP error status
+    │   ├── BadRequestError              400
+    │   ├── AuthenticationError          401
+    │   ├── PermissionDeniedError        403
+    │   ├── EndpointNotFoundError        404
+    │   ├── RateLimitError               429 (``retry_after`` in seconds when the server said)
+    │   └── ServerError                  5xx
+    │       └── ServiceUnavailableError  503
+    ├── ResponseError                a reply that could not be understood
+    │   └── MalformedResponseError   bad JSON or an unexpected shape; names the offending event
+    └── AgentError                   the remote model or agent reported an error in its reply
+
+The module imports nothing heavy so that ``import langchain_dbx_serving`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIStatusError",
+    "AgentError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "DatabricksServingError",
+    "EndpointNotFoundError",
+    "MalformedResponseError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "ServingConnectionError",
+    "ServingTimeoutError",
+    "StreamInterruptedError",
+    "TransportError",
+    "status_error_class",
+]
+
+
+class DatabricksServingError(Exception):
+    """Base class of every error raised by langchain-dbx-serving."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        endpoint: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_code = error_code
+        self.endpoint = endpoint
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        if self.request_id:
+            return f"{self.message} (request id {self.request_id})"
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword-only fields across process boundaries (Spark, multiprocessing).
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[DatabricksServingError], message: str, state: dict[str, Any]) -> Any:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ConfigurationError(DatabricksServingError):
+    """The client is missing a host or credentials, or they are unusable. Nothing was sent."""
+
+
+class TransportError(DatabricksServingError):
+    """No usable HTTP reply arrived (connection, timeout, dropped stream)."""
+
+
+class ServingConnectionError(TransportError, ConnectionError):
+    """The connection was refused or reset before any reply arrived."""
+
+
+class ServingTimeoutError(TransportError, TimeoutError):
+    """A connect, read, write or pool timeout fired."""
+
+
+class StreamInterruptedError(TransportError):
+    """The connection dropped while a streamed reply was arriving.
+
+    ``partial`` holds the chunks (or text) received before the drop, so callers can see what
+    arrived; the reply is never returned as if it were complete.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial = partial
+
+
+class APIStatusError(DatabricksServingError):
+    """The endpoint answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, status_code=status_code, **kwargs)
+        self.body = body
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the endpoint rejected the request body."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is missing, expired or invalid."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token may not query this endpoint (or its rate limit is 0)."""
+
+
+class EndpointNotFoundError(APIStatusError):
+    """404: no endpoint of that name is visible to the caller."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the endpoint's request or token rate limit was exceeded."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the endpoint failed while serving the request."""
+
+
+class ServiceUnavailableError(ServerError):
+    """503: the endpoint is scaling up, overloaded or not ready."""
+
+
+class ResponseError(DatabricksServingError):
+    """The endpoint's reply could not be understood."""
+
+
+class MalformedResponseError(ResponseError):
+    """A reply or stream event was not valid JSON or not of the expected shape.
+
+    ``event`` holds (a prefix of) the offending payload.
+    """
+
+    def __init__(self, message: str, *, event: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.event = event
+
+
+class AgentError(DatabricksServingError):
+    """The remote model or agent reported an error inside an otherwise valid reply."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: EndpointNotFoundError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The error class for an HTTP error status."""
+    if status_code in _BY_STATUS:
+        return _BY_STATUS[status_code]
+    if status_code >= 500:
+        return ServerError
+    return APIStatusError

@@ -1,0 +1,1 @@
+"""HTTP transport: URLs, auth headers, timeouts, retries, SSE, error mapping; no LLM knowledge."""
