@@ -1,0 +1,128 @@
+"""Pieces shared by every wire protocol: JSON events, usage, ``databricks_output`` and traces."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
+
+from langchain_dbx_serving.errors import MalformedResponseError
+
+_PREVIEW = 200
+
+
+def preview(data: Any) -> str:
+    """A short printable prefix of a payload, for error messages."""
+    text = data if isinstance(data, str) else repr(data)
+    return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
+
+
+def parse_event(data: str) -> Any:
+    """Parse one SSE ``data`` payload (or a whole reply body) as JSON.
+
+    Raises :class:`MalformedResponseError` naming the event when it is not JSON.
+    """
+    try:
+        # strict=False: recorded Databricks traffic carries raw control characters in strings.
+        return json.loads(data, strict=False)
+    except ValueError as exc:
+        raise MalformedResponseError(
+            f"the endpoint sent an event that is not valid JSON ({exc}): {preview(data)!r}",
+            event=preview(data),
+        ) from None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def map_usage(usage: Any) -> UsageMetadata | None:
+    """Map a wire ``usage`` object (chat-completions or responses naming) to LangChain's.
+
+    Returns ``None`` when the object carries no token counts at all. Missing totals are
+    computed; ``None`` values (sent on intermediate chunks by some models) count as absent.
+    """
+    if not isinstance(usage, Mapping):
+        return None
+    input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
+    output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
+    total = _int(usage.get("total_tokens"))
+    if input_tokens is None and output_tokens is None and total is None:
+        return None
+    input_tokens = input_tokens or 0
+    output_tokens = output_tokens or 0
+    result = UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total if total is not None else input_tokens + output_tokens,
+    )
+    in_details = _input_details(usage)
+    if in_details:
+        result["input_token_details"] = in_details
+    out_details = _output_details(usage)
+    if out_details:
+        result["output_token_details"] = out_details
+    return result
+
+
+def _input_details(usage: Mapping[str, Any]) -> InputTokenDetails:
+    details: dict[str, int] = {}
+    nested = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    cached = _int(nested.get("cached_tokens")) if isinstance(nested, Mapping) else None
+    for key in ("cache_read_input_tokens", "prompt_cache_hit_tokens"):
+        cached = cached if cached is not None else _int(usage.get(key))
+    if cached:
+        details["cache_read"] = cached
+    created = _int(usage.get("cache_creation_input_tokens"))
+    if created:
+        details["cache_creation"] = created
+    return InputTokenDetails(**details)  # type: ignore[typeddict-item]
+
+
+def _output_details(usage: Mapping[str, Any]) -> OutputTokenDetails:
+    nested = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    reasoning = _int(nested.get("reasoning_tokens")) if isinstance(nested, Mapping) else None
+    return OutputTokenDetails(reasoning=reasoning) if reasoning else OutputTokenDetails()
+
+
+def trace_id_of(trace: Any) -> str | None:
+    """The id of an MLflow trace dict: V3 ``info.trace_id`` or V2 ``info.request_id``."""
+    if not isinstance(trace, Mapping):
+        return None
+    info = trace.get("info")
+    if not isinstance(info, Mapping):
+        return None
+    value = info.get("trace_id") or info.get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def databricks_output_metadata(obj: Any) -> dict[str, Any]:
+    """``response_metadata`` entries for a reply or event that carries ``databricks_output``.
+
+    Gives ``trace`` (the raw trace dict, kept even when it does not parse), ``trace_id`` and
+    ``databricks_request_id`` for whichever of them are present; ``{}`` when there is none.
+    """
+    if not isinstance(obj, Mapping):
+        return {}
+    out = obj.get("databricks_output")
+    if not isinstance(out, Mapping):
+        return {}
+    meta: dict[str, Any] = {}
+    trace = out.get("trace")
+    if trace is not None:
+        meta["trace"] = trace
+        trace_id = trace_id_of(trace)
+        if trace_id:
+            meta["trace_id"] = trace_id
+    request_id = out.get("databricks_request_id")
+    if isinstance(request_id, str):
+        meta["databricks_request_id"] = request_id
+    return meta
