@@ -1,0 +1,272 @@
+"""Server side of the local endpoint's requests: validation and decoding into LangChain messages.
+
+Bodies are rejected the way Databricks rejects them (400 ``INVALID_PARAMETER_VALUE`` /
+``BAD_REQUEST`` with a message), e.g. a responses input whose user message uses ``text`` parts
+instead of ``input_text`` (MLflow's ``ResponsesAgentRequest`` validation refuses those).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from langchain_dbx_serving.testing.replies import ErrorReply
+
+CHAT_COMPLETIONS = "chat_completions"
+RESPONSES = "responses"
+CHAT_AGENT = "chat_agent"
+
+_CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+_INPUT_PARTS = {"input_text", "input_image", "input_file"}
+_ASSISTANT_PARTS = {"output_text", "input_text", "refusal"}
+
+
+class RequestRejected(Exception):
+    """A request the endpoint refuses; ``reply`` is the error answer to send."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        super().__init__(reply.message)
+        self.reply = reply
+
+
+def bad_request(message: str, code: str = "INVALID_PARAMETER_VALUE") -> RequestRejected:
+    """A 400 rejection with a Databricks error code."""
+    return RequestRejected(ErrorReply(400, code, message))
+
+
+def parse_body(raw: bytes) -> Any:
+    """The request body as JSON, or a 400 ``BAD_REQUEST`` naming the problem."""
+    if not raw.strip():
+        raise bad_request("The request body is empty: send a JSON object.", "BAD_REQUEST")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(f"Malformed JSON in the request body: {exc}", "BAD_REQUEST") from None
+
+
+def detect_shape(body: Mapping[str, Any], *, route_shape: str | None, chat_agent: bool) -> str:
+    """The wire shape a request speaks: fixed by the route, or chosen from the body."""
+    if chat_agent and route_shape != RESPONSES:
+        return CHAT_AGENT
+    if route_shape:
+        return route_shape
+    if "input" in body:
+        return RESPONSES
+    if "messages" in body:
+        return CHAT_AGENT if chat_agent else CHAT_COMPLETIONS
+    raise bad_request(
+        "The request body has neither 'messages' (chat) nor 'input' (responses). "
+        f"Top-level keys received: {sorted(body)}"
+    )
+
+
+def validate(shape: str, body: Mapping[str, Any]) -> None:
+    """Raise :class:`RequestRejected` for a body a real endpoint answers with 400."""
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise bad_request(f"'stream' must be a boolean, got {body['stream']!r}.")
+    for key in ("custom_inputs", "context", "databricks_options"):
+        if body.get(key) is not None and not isinstance(body[key], Mapping):
+            raise bad_request(f"'{key}' must be a JSON object, got {body[key]!r}.")
+    if shape == RESPONSES:
+        _validate_responses_input(body)
+    else:
+        _validate_messages(body)
+
+
+def _validate_messages(body: Mapping[str, Any]) -> None:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("'messages' is required and must be a non-empty list of messages.")
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise bad_request(f"messages[{i}] must be an object, got {message!r}.")
+        role = message.get("role")
+        if role not in _CHAT_ROLES:
+            raise bad_request(
+                f"messages[{i}].role must be one of {sorted(_CHAT_ROLES)}, got {role!r}."
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise bad_request(f"messages[{i}].content must be a string or a list of parts.")
+
+
+def _validate_responses_input(body: Mapping[str, Any]) -> None:
+    items = body.get("input")
+    if isinstance(items, str):
+        return
+    if not isinstance(items, list) or not items:
+        raise bad_request("'input' is required and must be a non-empty list of input items.")
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise bad_request(f"input[{i}] must be an object, got {item!r}.")
+        kind = item.get("type", "message")
+        if kind == "message" and "role" not in item:
+            raise bad_request(f"input[{i}] is a message without a 'role'.")
+        if kind == "message" and isinstance(item.get("content"), list):
+            _validate_parts(i, item["role"], item["content"])
+        if kind == "function_call_output" and "call_id" not in item:
+            raise bad_request(f"input[{i}] (function_call_output) has no 'call_id'.")
+
+
+def _validate_parts(i: int, role: str, parts: Sequence[Any]) -> None:
+    allowed = _ASSISTANT_PARTS if role == "assistant" else _INPUT_PARTS
+    for j, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind not in allowed:
+            raise bad_request(
+                f"Invalid input[{i}].content[{j}]: Invalid type: {kind}. Parts of a "
+                f"'{role}' message must be one of {sorted(allowed)}."
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding into LangChain messages (what backends built on LangChain models receive)
+
+
+def _parts_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    texts = []
+    for part in content or []:
+        if not (isinstance(part, Mapping) and isinstance(part.get("text"), str)):
+            continue
+        if part.get("type") in {"text", "input_text", "output_text"}:
+            texts.append(part["text"])
+    return "".join(texts)
+
+
+def _human_content(content: Any) -> str | list[Any]:
+    """User content: a string, or LangChain content blocks when there are non-text parts."""
+    if isinstance(content, str):
+        return content
+    parts = content or []
+    if all(isinstance(p, Mapping) and "text" in p for p in parts):
+        return _parts_text(parts)
+    blocks: list[Any] = []
+    for part in parts:
+        if isinstance(part, Mapping) and "text" in part:
+            blocks.append({"type": "text", "text": part["text"]})
+        else:
+            blocks.append(part)
+    return blocks
+
+
+def _parse_arguments(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    try:
+        value = json.loads(arguments or "{}", strict=False)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _reasoning_blocks(content: Any) -> list[dict[str, Any]]:
+    blocks = []
+    for part in content if isinstance(content, list) else []:
+        if isinstance(part, Mapping) and part.get("type") == "reasoning":
+            text = "".join(s.get("text", "") for s in part.get("summary") or [])
+            blocks.append({"type": "reasoning", "reasoning": text})
+    return blocks
+
+
+def _assistant_message(message: Mapping[str, Any]) -> AIMessage:
+    content = message.get("content")
+    reasoning = _reasoning_blocks(content)
+    text = _parts_text(content)
+    calls = [
+        {
+            "name": c.get("function", {}).get("name", ""),
+            "args": _parse_arguments(c.get("function", {}).get("arguments")),
+            "id": c.get("id"),
+            "type": "tool_call",
+        }
+        for c in message.get("tool_calls") or []
+    ]
+    body: str | list[Any] = [*reasoning, {"type": "text", "text": text}] if reasoning else text
+    return AIMessage(content=body, tool_calls=calls, id=message.get("id"))
+
+
+def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[BaseMessage]:
+    """Chat-completions (or ChatAgent) messages as LangChain messages."""
+    out: list[BaseMessage] = []
+    for message in messages:
+        role = message.get("role")
+        if role in {"system", "developer"}:
+            out.append(SystemMessage(content=_parts_text(message.get("content"))))
+        elif role == "user":
+            out.append(HumanMessage(content=_human_content(message.get("content"))))
+        elif role == "assistant":
+            out.append(_assistant_message(message))
+        else:
+            out.append(
+                ToolMessage(
+                    content=_parts_text(message.get("content")),
+                    tool_call_id=message.get("tool_call_id") or "",
+                    name=message.get("name"),
+                )
+            )
+    return out
+
+
+def _append_to_ai(out: list[BaseMessage], call: dict[str, Any] | None, block: Any = None) -> None:
+    """Function calls and reasoning items join the preceding AI message (one turn)."""
+    last = out[-1] if out else None
+    if not isinstance(last, AIMessage):
+        last = AIMessage(content=[])
+        out.append(last)
+    if call is not None:
+        last.tool_calls = [*last.tool_calls, call]  # type: ignore[list-item]
+    if block is not None:
+        content = last.content if isinstance(last.content, list) else [last.content]
+        last.content = [c for c in content if c] + [block]
+
+
+def responses_messages(items: str | Sequence[Mapping[str, Any]]) -> list[BaseMessage]:
+    """Responses input items as LangChain messages (tool turns folded into AI messages)."""
+    if isinstance(items, str):
+        return [HumanMessage(content=items)]
+    out: list[BaseMessage] = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "message":
+            out += chat_messages([item])
+        elif kind == "function_call":
+            call = {
+                "name": item.get("name", ""),
+                "args": _parse_arguments(item.get("arguments")),
+                "id": item.get("call_id"),
+                "type": "tool_call",
+            }
+            _append_to_ai(out, call)
+        elif kind == "function_call_output":
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            out.append(ToolMessage(content=text, tool_call_id=item["call_id"]))
+        elif kind == "reasoning":
+            text = "".join(s.get("text", "") for s in item.get("summary") or [])
+            _append_to_ai(out, None, {"type": "reasoning", "reasoning": text})
+    return out
+
+
+def chat_tools(tools: Any) -> list[dict[str, Any]]:
+    """Request tools in chat-completions format, whichever format the request used."""
+    out = []
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, Mapping):
+            continue
+        if isinstance(tool.get("function"), Mapping):
+            out.append(dict(tool))
+        elif tool.get("type") == "function" and "name" in tool:
+            keys = ("name", "description", "parameters", "strict")
+            out.append({"type": "function", "function": {k: tool[k] for k in keys if k in tool}})
+    return out
