@@ -1,0 +1,38 @@
+"""Tool definitions and ``tool_choice`` in the one form every protocol module starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+_KEYWORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
+
+
+def format_tools(tools: Sequence[Any], *, strict: bool | None = None) -> list[dict[str, Any]]:
+    """LangChain tools, functions, pydantic models or dicts -> OpenAI chat tool dicts."""
+    return [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+
+
+def normalize_tool_choice(tool_choice: Any) -> Any:
+    """``"any"``/``True`` -> ``"required"``; a tool name -> the named-function form; dicts as given.
+
+    >>> normalize_tool_choice("get_weather")
+    {'type': 'function', 'function': {'name': 'get_weather'}}
+    """
+    if tool_choice is None or isinstance(tool_choice, dict):
+        return tool_choice
+    if tool_choice is True:
+        return "required"
+    if tool_choice is False:
+        return "none"
+    if isinstance(tool_choice, str):
+        keyword = _KEYWORDS.get(tool_choice.lower())
+        if keyword:
+            return keyword
+        return {"type": "function", "function": {"name": tool_choice}}
+    raise ValueError(
+        f"tool_choice must be 'auto', 'none', 'required', 'any', a tool name or a dict, "
+        f"not {tool_choice!r}"
+    )

@@ -1,0 +1,52 @@
+"""``ChatDatabricksServing``: chat-completions endpoints (FMAPI, external, custom, ChatAgent)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+from langchain_dbx_serving.chat_models._base import DatabricksChatBase
+from langchain_dbx_serving.protocols import chat_completions
+
+
+class ChatDatabricksServing(DatabricksChatBase):
+    """Chat model for Databricks serving endpoints that speak chat completions.
+
+    Works with Foundation Model APIs, external models, custom chat models and legacy
+    ChatAgent agents. ``custom_inputs``, ``databricks_options`` and any other body key can be
+    given to the constructor or bound per call; ``custom_outputs`` and returned traces come back
+    in ``response_metadata``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_dbx_serving import ChatDatabricksServing
+
+            llm = ChatDatabricksServing(endpoint="databricks-claude-sonnet-4", max_tokens=256)
+            llm.invoke("Hello!").text
+
+            agent = llm.bind(custom_inputs={"user": "ana"}, return_trace=True)
+            reply = agent.invoke("What changed in Q3?")
+            reply.response_metadata["custom_outputs"], reply.response_metadata["trace_id"]
+
+            for chunk in llm.stream("Tell me a story"):
+                print(chunk.text, end="")
+    """
+
+    route: Literal["invocations", "chat/completions"] = "invocations"
+    """``invocations`` POSTs ``/serving-endpoints/{endpoint}/invocations`` (every endpoint type);
+    ``chat/completions`` uses the OpenAI-compatible ``/serving-endpoints/chat/completions``."""
+
+    _protocol: ClassVar[ModuleType] = chat_completions
+
+    @property
+    def _llm_type(self) -> str:
+        return "databricks-serving-chat"
+
+    def _url(self, endpoint: str) -> str:
+        if self.route == "chat/completions":
+            return f"{self._root_url()}/chat/completions"
+        return f"{self._root_url()}/{endpoint}/invocations"
+
+    def _route_params(self, endpoint: str) -> dict[str, Any]:
+        return {"model": endpoint} if self.route == "chat/completions" else {}
