@@ -1,0 +1,65 @@
+"""``ChatDatabricksResponses``: responses-style agent endpoints (ResponsesAgent, agent Apps)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+from langchain_dbx_serving.chat_models._base import DatabricksChatBase
+from langchain_dbx_serving.protocols import responses
+
+# MLflow's AgentServer returns the trace id only when asked with this header.
+_TRACE_ID_HEADER = {"x-mlflow-return-trace-id": "true"}
+
+
+class ChatDatabricksResponses(DatabricksChatBase):
+    """Chat model for agent endpoints that speak the responses protocol.
+
+    Targets MLflow ``ResponsesAgent`` endpoints on Model Serving (through the OpenAI-compatible
+    ``/serving-endpoints/responses`` route, or ``/{endpoint}/invocations`` with
+    ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (pass the
+    app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
+    in ``response_metadata``; every output item is kept under ``response_metadata["output"]``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_dbx_serving import ChatDatabricksResponses
+
+            agent = ChatDatabricksResponses(endpoint="my-agent", return_trace=True)
+            reply = agent.invoke("Summarise ticket 42", custom_inputs={"team": "support"})
+            reply.text, reply.response_metadata["trace_id"]
+
+            app = ChatDatabricksResponses(endpoint="my-agent", base_url="https://my-app.databricksapps.com")
+            for chunk in app.stream("hi"):
+                print(chunk.text, end="")
+    """
+
+    route: Literal["responses", "invocations"] = "responses"
+    """``responses`` POSTs ``{base_url}/responses`` with ``"model": endpoint``; ``invocations``
+    POSTs ``{base_url}/{endpoint}/invocations``."""
+
+    _protocol: ClassVar[ModuleType] = responses
+
+    @property
+    def _llm_type(self) -> str:
+        return "databricks-serving-responses"
+
+    def _url(self, endpoint: str) -> str:
+        if self.route == "invocations":
+            return f"{self._root_url()}/{endpoint}/invocations"
+        return f"{self._root_url()}/responses"
+
+    def _route_params(self, endpoint: str) -> dict[str, Any]:
+        return {"model": endpoint} if self.route == "responses" else {}
+
+    def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # Only calls of tools the caller bound are tool_calls; the agent's own are server blocks.
+        return {"client_tools": responses.tool_names(params)}
+
+    def _headers(self, params: Mapping[str, Any]) -> dict[str, str] | None:
+        options = params.get("databricks_options")
+        if isinstance(options, Mapping) and options.get("return_trace"):
+            return _TRACE_ID_HEADER
+        return None
