@@ -31,18 +31,27 @@ from langchain_dbx_serving.errors import (
 )
 
 if TYPE_CHECKING:
+    from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent, AgentResponse, AgentToolCall
     from langchain_dbx_serving.chat_models import ChatDatabricksResponses, ChatDatabricksServing
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AgentEndpoint": "langchain_dbx_serving.agents",
+    "AgentEvent": "langchain_dbx_serving.agents",
+    "AgentResponse": "langchain_dbx_serving.agents",
+    "AgentToolCall": "langchain_dbx_serving.agents",
     "ChatDatabricksResponses": "langchain_dbx_serving.chat_models",
     "ChatDatabricksServing": "langchain_dbx_serving.chat_models",
 }
 
 __all__ = [
     "APIStatusError",
+    "AgentEndpoint",
     "AgentError",
+    "AgentEvent",
+    "AgentResponse",
+    "AgentToolCall",
     "AuthenticationError",
     "BadRequestError",
     "ChatDatabricksResponses",

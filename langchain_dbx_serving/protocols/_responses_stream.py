@@ -115,6 +115,11 @@ class StreamDecoder:
         return found
 
     @property
+    def completed_items(self) -> list[dict[str, Any]]:
+        """The output items whose ``done`` event (or whole item) has arrived, in order."""
+        return [entry for entry in self._entries if not isinstance(entry, StreamedItem)]
+
+    @property
     def custom_outputs(self) -> dict[str, Any] | None:
         """The latest ``custom_outputs`` dict seen on any event."""
         return self._custom_outputs

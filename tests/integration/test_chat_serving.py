@@ -11,7 +11,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from langchain_dbx_serving import ChatDatabricksServing
-from langchain_dbx_serving.testing import Quirks, Reply, ToolCall, ToolStep
+from langchain_dbx_serving.testing import Quirks, Reply, ToolStep
 from tests.conftest import queue
 
 
