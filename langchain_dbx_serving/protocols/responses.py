@@ -148,11 +148,10 @@ def decode_reply(body: Any, *, client_tools: Collection[str] = ()) -> ChatResult
         usage_metadata=map_usage(fields.usage),
         id=fields.id,
     )
-    llm_output: dict[str, Any] = {
-        "model_name": fields.model,
-        "id": fields.id,
-        "token_usage": fields.usage,
-    }
+    # No None values: LangChain copies llm_output into response_metadata, and a streamed reply
+    # (which has no llm_output) would otherwise differ from an invoked one.
+    candidates = {"model_name": fields.model, "id": fields.id, "token_usage": fields.usage}
+    llm_output: dict[str, Any] = {k: v for k, v in candidates.items() if v is not None}
     llm_output.update({k: metadata[k] for k in ("trace", "trace_id") if k in metadata})
     if "databricks_request_id" in databricks:
         llm_output["databricks_request_id"] = databricks["databricks_request_id"]
