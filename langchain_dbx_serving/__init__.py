@@ -27,12 +27,21 @@ from langchain_dbx_serving.errors import (
     ServingConnectionError,
     ServingTimeoutError,
     StreamInterruptedError,
+    TraceParseError,
     TransportError,
 )
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent, AgentResponse, AgentToolCall
     from langchain_dbx_serving.chat_models import ChatDatabricksResponses, ChatDatabricksServing
+    from langchain_dbx_serving.tracing import (
+        CollectedTrace,
+        Span,
+        Trace,
+        TraceCollector,
+        get_trace,
+        get_trace_id,
+    )
 
 __version__ = "0.1.0"
 
@@ -43,6 +52,12 @@ _LAZY = {
     "AgentToolCall": "langchain_dbx_serving.agents",
     "ChatDatabricksResponses": "langchain_dbx_serving.chat_models",
     "ChatDatabricksServing": "langchain_dbx_serving.chat_models",
+    "CollectedTrace": "langchain_dbx_serving.tracing",
+    "Span": "langchain_dbx_serving.tracing",
+    "Trace": "langchain_dbx_serving.tracing",
+    "TraceCollector": "langchain_dbx_serving.tracing",
+    "get_trace": "langchain_dbx_serving.tracing",
+    "get_trace_id": "langchain_dbx_serving.tracing",
 }
 
 __all__ = [
@@ -56,6 +71,7 @@ __all__ = [
     "BadRequestError",
     "ChatDatabricksResponses",
     "ChatDatabricksServing",
+    "CollectedTrace",
     "ConfigurationError",
     "DatabricksServingError",
     "EndpointNotFoundError",
@@ -67,9 +83,15 @@ __all__ = [
     "ServiceUnavailableError",
     "ServingConnectionError",
     "ServingTimeoutError",
+    "Span",
     "StreamInterruptedError",
+    "Trace",
+    "TraceCollector",
+    "TraceParseError",
     "TransportError",
     "__version__",
+    "get_trace",
+    "get_trace_id",
 ]
 
 

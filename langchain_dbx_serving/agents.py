@@ -12,6 +12,10 @@ import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForChainRun,
+    CallbackManagerForChainRun,
+)
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
 
@@ -93,6 +98,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             reply = agent.invoke({"input": [{"role": "user", "content": "hi"}],
                                   "custom_inputs": {"tier": "gold"}})
             reply.text, reply.custom_outputs, reply.trace_id
+            print(get_trace(reply).tree())  # from langchain_dbx_serving import get_trace
 
             for event in agent.stream("Tell me about order 42"):
                 if event.type == "text_delta":
@@ -143,21 +149,38 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
-    def _invoke(self, value: AgentInput, **kwargs: Any) -> AgentResponse:
+    def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer:
+        return TraceSurfacer(call.endpoint, run_manager, merge=self.chat.merge_mlflow_trace)
+
+    def _invoke(
+        self,
+        value: AgentInput,
+        run_manager: CallbackManagerForChainRun | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = transport.post_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        return _response_from_reply(reply)
+        response = _response_from_reply(reply)
+        self._surfacer(call, run_manager).metadata(_trace_metadata(response))
+        return response
 
-    async def _ainvoke(self, value: AgentInput, **kwargs: Any) -> AgentResponse:
+    async def _ainvoke(
+        self,
+        value: AgentInput,
+        run_manager: AsyncCallbackManagerForChainRun | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = await transport.apost_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        return _response_from_reply(reply)
+        response = _response_from_reply(reply)
+        await self._surfacer(call, run_manager).ametadata(_trace_metadata(response))
+        return response
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(
@@ -178,23 +201,35 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         ):
             yield event
 
-    def _stream_events(self, inputs: Iterator[AgentInput], **kwargs: Any) -> Iterator[AgentEvent]:
+    def _stream_events(
+        self,
+        inputs: Iterator[AgentInput],
+        run_manager: CallbackManagerForChainRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AgentEvent]:
         for value in inputs:
             call = self._prepare(value, kwargs, stream=True)
             events = _EventBuilder()
+            traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
             for data in transport.stream(
                 call.url, call.body, endpoint=call.endpoint, headers=call.headers
             ):
                 yield from events.feed(data)
-            yield from events.finish()
+            for event in events.finish():
+                traces.metadata(_trace_metadata(event.response))
+                yield event
 
     async def _astream_events(
-        self, inputs: AsyncIterator[AgentInput], **kwargs: Any
+        self,
+        inputs: AsyncIterator[AgentInput],
+        run_manager: AsyncCallbackManagerForChainRun | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[AgentEvent]:
         async for value in inputs:
             call = self._prepare(value, kwargs, stream=True)
             events = _EventBuilder()
+            traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
             async for data in transport.astream(
                 call.url, call.body, endpoint=call.endpoint, headers=call.headers
@@ -202,6 +237,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 for event in events.feed(data):
                     yield event
             for event in events.finish():
+                await traces.ametadata(_trace_metadata(event.response))
                 yield event
 
     # -- LangGraph --------------------------------------------------------------------------------
@@ -271,6 +307,10 @@ def _response(message: AIMessage, items: list[dict[str, Any]]) -> AgentResponse:
         trace=meta.get("trace"),
         message=message,
     )
+
+
+def _trace_metadata(response: AgentResponse | None) -> dict[str, Any] | None:
+    return response.message.response_metadata if response and response.message else None
 
 
 def _response_from_reply(reply: Any) -> AgentResponse:

@@ -23,7 +23,8 @@ The hierarchy::
     │   └── ServerError                  5xx
     │       └── ServiceUnavailableError  503
     ├── ResponseError                a reply that could not be understood
-    │   └── MalformedResponseError   bad JSON or an unexpected shape; names the offending event
+    │   ├── MalformedResponseError   bad JSON or an unexpected shape; names the offending event
+    │   └── TraceParseError          a returned MLflow trace that ``get_trace`` cannot read
     └── AgentError                   the remote model or agent reported an error in its reply
 
 The module imports nothing heavy so that ``import langchain_dbx_serving`` stays fast.
@@ -50,6 +51,7 @@ __all__ = [
     "ServingConnectionError",
     "ServingTimeoutError",
     "StreamInterruptedError",
+    "TraceParseError",
     "TransportError",
     "status_error_class",
 ]
@@ -177,6 +179,18 @@ class MalformedResponseError(ResponseError):
     def __init__(self, message: str, *, event: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.event = event
+
+
+class TraceParseError(ResponseError):
+    """A returned MLflow trace is not valid trace JSON (schema V2 or V3).
+
+    Raised by ``get_trace`` and ``Trace.from_dict`` only, never by a model call: the raw trace
+    stays in ``response_metadata["trace"]``. ``trace_id`` holds the trace's id when it is known.
+    """
+
+    def __init__(self, message: str, *, trace_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.trace_id = trace_id
 
 
 class AgentError(DatabricksServingError):

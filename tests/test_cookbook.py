@@ -18,6 +18,23 @@ EXPECTED = {
         "custom_outputs: {'answered_for': 'ana'}",
         "trace id: tr-",
     ],
+    "02_chain_with_trace.py": [
+        "answer: Order 42 shipped yesterday via UPS (gold support).",
+        "collected: tr-",
+        " from support-agent",
+        "OK, ",
+        "3 spans, tokens 118 in / 14 out",
+        "support-agent  AGENT  ",
+        "├── lookup_order  TOOL  ",
+        "└── chat_model  CHAT_MODEL  ",
+        "tool lookup_order: {'order_id': 42} -> shipped yesterday via UPS",
+        "astream_events custom events: ['databricks_trace']",
+    ],
+    "07_testing_with_cassettes.py": [
+        "07_testing_with_cassettes.py::test_chain_answers PASSED",
+        "07_testing_with_cassettes.py::test_chain_streams PASSED",
+        "2 passed",
+    ],
 }
 
 

@@ -19,7 +19,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 
@@ -27,6 +27,8 @@ from langchain_dbx_serving import auth
 from langchain_dbx_serving.chat_models import _structured
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
 from langchain_dbx_serving.errors import ConfigurationError, StreamInterruptedError
+from langchain_dbx_serving.tracing import _runs
+from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 from langchain_dbx_serving.transport.client import Transport
 
 # Body keys whose dict values are merged key by key (call over constructor), not replaced.
@@ -73,6 +75,8 @@ class DatabricksChatBase(BaseChatModel):
     """Seconds to wait for a connection, and between bytes of a reply."""
     max_retries: int = 3
     """Retries of 429, 503 and failed connections, before any byte of a reply arrived."""
+    allow_insecure_http: bool = False
+    """Allow sending the token over plain ``http://`` to a host that is not loopback."""
     custom_inputs: dict[str, Any] | None = None
     """Sent as ``custom_inputs``; call-time ``custom_inputs`` are merged over these."""
     context: dict[str, Any] | None = None
@@ -81,6 +85,9 @@ class DatabricksChatBase(BaseChatModel):
     """Sent as ``databricks_options`` only when set (Foundation Model APIs reject it)."""
     return_trace: bool = False
     """Shorthand for ``databricks_options={"return_trace": True}``."""
+    merge_mlflow_trace: bool = True
+    """Merge a returned trace under the caller's active MLflow span (``@mlflow.trace``,
+    ``mlflow.start_span``, mlflow's LangChain autolog). Needs mlflow already imported."""
     extra_body: dict[str, Any] | None = None
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
@@ -141,6 +148,7 @@ class DatabricksChatBase(BaseChatModel):
                 max_retries=self.max_retries,
                 http_client=self.http_client,
                 http_async_client=self.http_async_client,
+                allow_insecure_http=self.allow_insecure_http,
             )
         return self._transport
 
@@ -229,7 +237,57 @@ class DatabricksChatBase(BaseChatModel):
             endpoint, self._url(endpoint), body, self._headers(params), self._decode_options(params)
         )
 
+    # -- the run, where LangChain does not pass it (see tracing/_runs.py) --------------------------
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        config, run = _runs.stream_run(self, config, is_async=False)
+        chunks = super().stream(input, config, stop=stop, **kwargs)
+        yield from _runs.step_in_run(run, chunks)
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        config, run = _runs.stream_run(self, config, is_async=True)
+        chunks = super().astream(input, config, stop=stop, **kwargs)
+        async for chunk in _runs.astep_in_run(run, chunks):
+            yield chunk
+
+    def _generate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with _runs.current_run(run_manager):
+            return super()._generate_with_cache(messages, stop, run_manager, **kwargs)
+
+    async def _agenerate_with_cache(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with _runs.current_run(run_manager):
+            return await super()._agenerate_with_cache(messages, stop, run_manager, **kwargs)
+
     # -- the four call paths ----------------------------------------------------------------------
+    def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer:
+        run = _runs.run_of(run_manager)
+        return TraceSurfacer(call.endpoint, run, merge=self.merge_mlflow_trace)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -241,7 +299,8 @@ class DatabricksChatBase(BaseChatModel):
         reply = self.transport.post_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        return self._protocol.decode_reply(reply, **call.decode_options)
+        result = self._protocol.decode_reply(reply, **call.decode_options)
+        return self._surfacer(call, run_manager).result(result)
 
     async def _agenerate(
         self,
@@ -254,7 +313,8 @@ class DatabricksChatBase(BaseChatModel):
         reply = await self.transport.apost_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        return self._protocol.decode_reply(reply, **call.decode_options)
+        result = self._protocol.decode_reply(reply, **call.decode_options)
+        return await self._surfacer(call, run_manager).aresult(result)
 
     def _stream(
         self,
@@ -265,6 +325,7 @@ class DatabricksChatBase(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
         decoder = self._protocol.StreamDecoder(**call.decode_options)
+        traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
         events = self.transport.stream(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
@@ -273,9 +334,9 @@ class DatabricksChatBase(BaseChatModel):
             for data in events:
                 for chunk in decoder.feed(data):
                     received.append(chunk)
-                    yield ChatGenerationChunk(message=chunk)
+                    yield traces.chunk(chunk)
             for chunk in decoder.finish():
-                yield ChatGenerationChunk(message=chunk)
+                yield traces.chunk(chunk)
 
     async def _astream(
         self,
@@ -286,6 +347,7 @@ class DatabricksChatBase(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
         decoder = self._protocol.StreamDecoder(**call.decode_options)
+        traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
         events = self.transport.astream(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
@@ -294,9 +356,9 @@ class DatabricksChatBase(BaseChatModel):
             async for data in events:
                 for chunk in decoder.feed(data):
                     received.append(chunk)
-                    yield ChatGenerationChunk(message=chunk)
+                    yield await traces.achunk(chunk)
             for chunk in decoder.finish():
-                yield ChatGenerationChunk(message=chunk)
+                yield await traces.achunk(chunk)
 
     # -- tools and structured output --------------------------------------------------------------
     def bind_tools(

@@ -15,7 +15,9 @@ class ChatDatabricksServing(DatabricksChatBase):
     Works with Foundation Model APIs, external models, custom chat models and legacy
     ChatAgent agents. ``custom_inputs``, ``databricks_options`` and any other body key can be
     given to the constructor or bound per call; ``custom_outputs`` and returned traces come back
-    in ``response_metadata``.
+    in ``response_metadata``. A returned trace also reaches ``on_llm_end`` handlers, a
+    ``databricks_trace`` custom event (``TraceCollector``, ``astream_events``) and the caller's
+    active MLflow span (``merge_mlflow_trace``); read it with ``get_trace``.
 
     Example:
         .. code-block:: python
@@ -28,6 +30,7 @@ class ChatDatabricksServing(DatabricksChatBase):
             agent = llm.bind(custom_inputs={"user": "ana"}, return_trace=True)
             reply = agent.invoke("What changed in Q3?")
             reply.response_metadata["custom_outputs"], reply.response_metadata["trace_id"]
+            print(get_trace(reply).tree())  # from langchain_dbx_serving import get_trace
 
             for chunk in llm.stream("Tell me a story"):
                 print(chunk.text, end="")

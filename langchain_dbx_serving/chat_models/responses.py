@@ -20,7 +20,9 @@ class ChatDatabricksResponses(DatabricksChatBase):
     ``/serving-endpoints/responses`` route, or ``/{endpoint}/invocations`` with
     ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (pass the
     app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
-    in ``response_metadata``; every output item is kept under ``response_metadata["output"]``.
+    in ``response_metadata`` (and in ``on_llm_end``, the ``databricks_trace`` custom event and
+    the caller's MLflow trace: see ``langchain_dbx_serving.tracing``); every output item is
+    kept under ``response_metadata["output"]``.
 
     Example:
         .. code-block:: python
@@ -30,6 +32,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
             agent = ChatDatabricksResponses(endpoint="my-agent", return_trace=True)
             reply = agent.invoke("Summarise ticket 42", custom_inputs={"team": "support"})
             reply.text, reply.response_metadata["trace_id"]
+            print(get_trace(reply).tree())  # from langchain_dbx_serving import get_trace
 
             app = ChatDatabricksResponses(endpoint="my-agent", base_url="https://my-app.databricksapps.com")
             for chunk in app.stream("hi"):

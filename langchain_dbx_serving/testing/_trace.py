@@ -1,28 +1,43 @@
-"""A faithful MLflow trace (schema V3, ``Trace.to_dict()`` of MLflow 3.x) for one request.
+"""The MLflow trace (schema V3, ``Trace.to_dict()`` of MLflow 3.x) of one served request.
 
 Model Serving returns such a trace under ``databricks_output.trace`` when the request asks for
-``databricks_options: {"return_trace": true}``. The shape matches MLflow 3.17's output: ``info``
-with ``trace_id`` ``"tr-<32 hex>"``, ``trace_location``, ISO 8601 ``request_time``,
-``execution_duration_ms``, ``state``, previews, ``trace_metadata`` and ``tags``; ``data.spans``
-with base64 ids, nanosecond times, a ``status`` object and attributes whose values are
-JSON-encoded strings (``mlflow.spanType``, ``mlflow.spanInputs``, ``mlflow.spanOutputs``...).
+``databricks_options: {"return_trace": true}``: MLflow traces the served model and its
+inference-table exporter hands over ``Trace.to_dict()``. The local endpoint does the same
+with :class:`TraceRecorder`:
 
-Everything goes through :func:`build_trace`, so that it can later defer to MLflow itself.
+- when MLflow tracing can work in this process (mlflow installed and a tracking URI set by
+  the user, e.g. ``MLFLOW_TRACKING_URI=file:///tmp/mlruns``), the backend runs inside an
+  MLflow span, so spans the backend makes itself (``@mlflow.trace``, a ``ResponsesAgent``,
+  LangChain autolog) nest under it, and the returned trace is MLflow's own;
+- otherwise (no mlflow, no store, a ``databricks`` URI, any MLflow failure) :func:`build_trace`
+  builds a faithful copy of MLflow 3.17's output: ``info`` with ``trace_id`` ``"tr-<32 hex>"``,
+  ``trace_location``, ISO 8601 ``request_time``, ``execution_duration_ms``, ``state``,
+  previews, ``trace_metadata`` and ``tags``; ``data.spans`` with base64 ids, nanosecond times,
+  a ``status`` object and attributes whose values are JSON-encoded strings.
+
+The endpoint never sets MLflow environment variables, never imports mlflow unless the user
+configured a tracking URI, and never writes files the user's configuration did not ask for.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import hashlib
 import json
+import logging
 import os
+import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from langchain_dbx_serving.testing.replies import ToolStep, Usage
+from langchain_dbx_serving.testing.replies import ErrorReply, RawReply, ToolStep, Usage
+
+logger = logging.getLogger("langchain_dbx_serving.testing")
 
 _PREVIEW = 1000
 
@@ -181,3 +196,165 @@ def build_trace(facts: TraceFacts) -> dict[str, Any]:
     if facts.error:
         _mark_error(spans[0], facts.error, end_ns)
     return {"info": _info(facts, end_ns), "data": {"spans": spans}}
+
+
+# -- MLflow's own trace -----------------------------------------------------------------------
+_NO_OP_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
+
+
+def _mlflow_for_tracing() -> Any:
+    """The mlflow module when tracing can record here, else ``None`` (see the module doc)."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            return None  # nothing configured: do not pay for importing mlflow
+        try:
+            import mlflow
+        except ImportError:
+            return None
+    try:
+        from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+        configured = is_tracking_uri_set()
+    except ImportError:  # another MLflow layout: trust only what the environment says
+        configured = bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    # Without a configured URI MLflow would use ./mlruns or ./mlflow.db; with a databricks URI
+    # a local test endpoint would write traces to a real workspace.
+    if not configured or str(mlflow.get_tracking_uri()).startswith("databricks"):
+        return None
+    return mlflow
+
+
+def _active(span: Any) -> contextlib.AbstractContextManager[Any]:
+    """Make ``span`` the current MLflow span (so the backend's own spans nest under it)."""
+    try:
+        from mlflow.tracing.provider import safe_set_span_in_context
+    except ImportError:
+        return contextlib.nullcontext()
+    return safe_set_span_in_context(span)
+
+
+class TraceRecorder:
+    """Runs one request's backend inside an MLflow span and returns its trace.
+
+    An idle recorder (``TraceRecorder()``, or when MLflow cannot trace here) runs the backend
+    as it is and :meth:`finish` builds the trace with :func:`build_trace`.
+
+    Example::
+
+        recorder = TraceRecorder.start("my-agent", agent=True, body=body)
+        result = recorder.call(backend.respond, request)
+        ...  # the reply is streamed or collected
+        trace = recorder.finish(facts)
+    """
+
+    def __init__(self, span: Any = None, mlflow: Any = None) -> None:
+        self._span = span
+        self._mlflow = mlflow
+
+    @property
+    def trace_id(self) -> str | None:
+        """MLflow's id of the trace being recorded (``None`` when idle)."""
+        return self._span.trace_id if self._span is not None else None
+
+    @classmethod
+    def start(cls, endpoint: str, *, agent: bool, body: Mapping[str, Any]) -> TraceRecorder:
+        """A recorder for a request; recording only if it asked for a trace and MLflow can."""
+        options = body.get("databricks_options")
+        if not (isinstance(options, Mapping) and options.get("return_trace") is True):
+            return cls()
+        mlflow = _mlflow_for_tracing()
+        if mlflow is None:
+            return cls()
+        try:
+            inputs = {k: v for k, v in body.items() if k != "databricks_options"}
+            span = mlflow.start_span_no_context(
+                name=endpoint, span_type="AGENT" if agent else "CHAT_MODEL", inputs=inputs
+            )
+        except Exception:
+            logger.debug("MLflow could not start a span; using the built trace", exc_info=True)
+            return cls()
+        if getattr(span, "trace_id", _NO_OP_TRACE_ID) == _NO_OP_TRACE_ID:
+            return cls()  # tracing disabled, or no usable store
+        return cls(span, mlflow)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` with the span current; a streamed result is consumed with it current."""
+        if self._span is None:
+            return fn(*args)
+        try:
+            with _active(self._span):
+                result = fn(*args)
+        except Exception as exc:
+            self._abandon(f"{type(exc).__name__}: {exc}")
+            raise
+        if isinstance(result, ErrorReply):  # no trace is returned with an HTTP error
+            self._abandon(f"{result.status} {result.error_code}: {result.message}")
+            return result
+        if isinstance(result, RawReply) and result.events is not None:
+            return dataclasses.replace(result, events=self._steps(result.events))
+        if isinstance(result, Iterable) and not isinstance(result, (str, bytes, Mapping)):
+            return self._steps(result)
+        return result
+
+    def _steps(self, pieces: Iterable[Any]) -> Iterator[Any]:
+        iterator = iter(pieces)
+        while True:
+            with _active(self._span):
+                try:
+                    piece = next(iterator)
+                except StopIteration:
+                    return
+            yield piece
+
+    def _abandon(self, error: str) -> None:
+        """End the span as failed: the request gets no trace, MLflow still keeps it."""
+        with contextlib.suppress(Exception):
+            self._span.record_exception(error)
+            self._span.end()
+        self._span = None
+
+    def finish(self, facts: TraceFacts) -> dict[str, Any]:
+        """End the span and return MLflow's ``Trace.to_dict()``; the built trace if that fails."""
+        if self._span is None:
+            return build_trace(facts)
+        span, self._span = self._span, None
+        try:
+            return self._mlflow_trace(span, facts)
+        except Exception:
+            logger.debug("MLflow did not give the trace back; using the built one", exc_info=True)
+            return build_trace(dataclasses.replace(facts, trace_id=span.trace_id))
+
+    def _mlflow_trace(self, span: Any, facts: TraceFacts) -> dict[str, Any]:
+        mlflow = self._mlflow
+        for step, times in zip(facts.steps, _step_times(span, facts), strict=True):
+            tool = mlflow.start_span_no_context(
+                name=step.name,
+                span_type="TOOL",
+                parent_span=span,
+                inputs=step.call.arguments,
+                start_time_ns=times[0],
+            )
+            tool.end(outputs=step.output, end_time_ns=times[1])
+        if facts.usage is not None:
+            span.set_attribute("mlflow.chat.tokenUsage", _usage_dict(facts.usage))
+        if facts.client_request_id:
+            with _active(span), contextlib.suppress(Exception):
+                mlflow.update_current_trace(client_request_id=facts.client_request_id)
+        if facts.error:
+            span.record_exception(facts.error)
+        span.end(outputs=facts.response)
+        trace = mlflow.get_trace(span.trace_id, silent=True)
+        if trace is None:  # asynchronous trace logging: wait for the write
+            mlflow.flush_trace_async_logging()
+            trace = mlflow.get_trace(span.trace_id, silent=True)
+        if trace is None:
+            raise LookupError(f"MLflow has no trace {span.trace_id}")
+        return trace.to_dict()
+
+
+def _step_times(span: Any, facts: TraceFacts) -> list[tuple[int, int]]:
+    """Scripted tool steps did not really run: give each a slot inside the root span."""
+    start = span.start_time_ns or facts.start_ns
+    slot = max((max(facts.end_ns, start) - start) // (len(facts.steps) + 1), 1)
+    return [(start + i * slot, start + (i + 1) * slot) for i in range(len(facts.steps))]
