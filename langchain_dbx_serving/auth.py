@@ -13,15 +13,22 @@ Resolution order, first match wins:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from langchain_dbx_serving.errors import ConfigurationError
 
-__all__ = ["Credentials", "SdkCredentials", "TokenCredentials", "normalize_host", "resolve"]
-
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+__all__ = [
+    "Credentials",
+    "SdkCredentials",
+    "TokenCredentials",
+    "check_url_is_safe",
+    "is_loopback",
+    "normalize_host",
+    "resolve",
+]
 
 
 class Credentials(Protocol):
@@ -89,9 +96,34 @@ def normalize_host(host: str | None) -> str | None:
 
 
 def is_loopback(url: str) -> bool:
-    """Whether a URL points at this machine."""
-    hostname = urlsplit(url).hostname or ""
-    return hostname in _LOOPBACK or hostname.startswith("127.")
+    """Whether a URL points at this machine (``localhost``, ``127.0.0.0/8`` or ``::1``)."""
+    hostname = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_is_safe(url: str, *, allow_insecure_http: bool = False) -> None:
+    """Refuse to send credentials over plain ``http://`` to a host that is not loopback.
+
+    A bearer token sent in clear text can be read by anyone on the path; loopback traffic
+    (a local endpoint, a tunnel) never leaves the machine, so it stays allowed.
+
+    Example:
+        >>> check_url_is_safe("http://127.0.0.1:8080/serving-endpoints/x/invocations")
+        >>> check_url_is_safe("http://gateway.internal/x", allow_insecure_http=True)
+    """
+    if allow_insecure_http or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
+        return
+    host = urlsplit(url).netloc
+    raise ConfigurationError(
+        f"refusing to send the Databricks token over plain http:// to {host!r}: anyone on the "
+        "network path could read it. Use an https:// host or base_url, or pass "
+        "allow_insecure_http=True if this network is trusted"
+    )
 
 
 def resolve(*, host: str | None, token: str | None, workspace_client: Any = None) -> Credentials:

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from langchain_dbx_serving.testing import _inbound as inbound
-from langchain_dbx_serving.testing._trace import TraceFacts, build_trace, new_trace_id
+from langchain_dbx_serving.testing._trace import TraceFacts, TraceRecorder, new_trace_id
 from langchain_dbx_serving.testing._wire import (
     Aggregate,
     ChatAgentStream,
@@ -39,16 +39,33 @@ from langchain_dbx_serving.testing._wire import (
     expand,
     sse_frame,
 )
+from langchain_dbx_serving.testing._wire_faults import (
+    CUT,
+    STALL,
+    ExposeConnection,
+    ResetResponse,
+    early_fault_response,
+    fault_frames,
+    padded,
+    wait_for_disconnect,
+)
 from langchain_dbx_serving.testing._wire_responses import ResponsesStream, responses_body
 from langchain_dbx_serving.testing.backends import Backend, BackendRequest
-from langchain_dbx_serving.testing.replies import ErrorReply, Quirks, RawReply, Reply
+from langchain_dbx_serving.testing.replies import (
+    ErrorReply,
+    Fault,
+    FaultPlan,
+    Quirks,
+    RawReply,
+    Reply,
+)
 
 _ENCODERS: dict[str, tuple[Callable[[Reply, WireContext], dict[str, Any]], Any, str]] = {
     inbound.CHAT_COMPLETIONS: (chat_completion_body, ChatCompletionStream, "chatcmpl-"),
     inbound.RESPONSES: (responses_body, ResponsesStream, "resp_"),
     inbound.CHAT_AGENT: (chat_agent_body, ChatAgentStream, "msg_"),
 }
-_CUT = object()  # stream sentinel: drop the connection here
+_CUT = CUT  # stream sentinel: drop the connection here
 _INTENTIONAL_CUT: contextvars.ContextVar[bool] = contextvars.ContextVar("cut", default=False)
 _UNCOMPLETED = "ASGI callable returned without completing response."
 
@@ -130,15 +147,20 @@ def error_response(error: ErrorReply, request_id: str, *, detail_style: bool = F
 class _SSEResponse(StreamingResponse):
     """An SSE stream that can stop without completing the HTTP response (a dropped stream)."""
 
-    def __init__(self, frames: AsyncIterator[Any], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, frames: AsyncIterator[Any], headers: Mapping[str, str], stall: float = 30.0
+    ) -> None:
         headers = {**headers, "cache-control": "no-cache"}
         super().__init__(frames, 200, headers, "text/event-stream")
+        self.stall = stall  # longest a STALL frame holds the connection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         async for frame in self.body_iterator:
-            if frame is _CUT:
+            if frame is _CUT or frame is STALL:
                 _INTENTIONAL_CUT.set(True)
+                if frame is STALL:
+                    await wait_for_disconnect(receive, self.stall)
                 return
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -170,6 +192,8 @@ class _Exchange:
     response: Any = None  # the whole-reply equivalent, for the trace's outputs
     error: str | None = None
     cut_after: int | None = None
+    fault: Fault | None = None  # from the endpoint's FaultPlan
+    recorder: TraceRecorder = field(default_factory=TraceRecorder)  # MLflow, when usable
 
     @property
     def wants_trace(self) -> bool:
@@ -193,7 +217,7 @@ class _Exchange:
             or options.get("client_request_id"),
             error=self.error,
         )
-        trace = build_trace(facts)
+        trace = self.recorder.finish(facts)
         return {"trace": trace, "databricks_request_id": self.ctx.request_id}
 
 
@@ -208,12 +232,14 @@ class ServingApp:
         chat_agents: bool | frozenset[str],
         token: str | None,
         root: str,
+        faults: FaultPlan | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.default = default
         self.chat_agents = chat_agents
         self.token = token
         self.root = root
+        self.faults = faults if faults is not None else FaultPlan()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         routes = [
@@ -227,7 +253,8 @@ class ServingApp:
             Route("/health", self._health, methods=["GET"]),
             Route("/agent/info", self._agent_info, methods=["GET"]),
         ]
-        self.app = Starlette(routes=routes, exception_handlers={HTTPException: self._no_route})
+        starlette = Starlette(routes=routes, exception_handlers={HTTPException: self._no_route})
+        self.app = ExposeConnection(starlette)
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -318,6 +345,11 @@ class ServingApp:
         request_id = str(uuid.uuid4())
         raw = await request.body()
         self._record(request, raw)
+        planned = self.faults.next()  # a proxy or the network fails before the model is asked
+        if isinstance(planned, ErrorReply):
+            return error_response(planned, request_id)
+        if isinstance(planned, Fault) and planned.kind == "reset":
+            return ResetResponse()
         try:
             self._check_auth(request)
             body = inbound.parse_body(raw)
@@ -356,8 +388,11 @@ class ServingApp:
         exchange = _Exchange(
             name, shape, body, ctx, start_ns, agent, header and shape == inbound.RESPONSES
         )
+        exchange.fault = planned
+        exchange.recorder = recorder = TraceRecorder.start(name, agent=agent, body=body)
+        exchange.trace_id = recorder.trace_id or exchange.trace_id
         try:
-            result = await run_in_threadpool(backend.respond, backend_request)
+            result = await run_in_threadpool(recorder.call, backend.respond, backend_request)
         except Exception as exc:  # a backend bug: answer as a failing model server would
             return error_response(_backend_failure(name, exc), request_id)
         return await self._answer(exchange, result, backend_request.stream)
@@ -370,14 +405,19 @@ class ServingApp:
             stream = False
         if isinstance(result, RawReply) and result.events is None:
             stream = False  # a relayed whole body, even for a stream request
+        if ex.fault is not None:
+            early = early_fault_response(ex.fault, stream, headers)
+            if early is not None:
+                return early
+            result = padded(result, ex.fault.size) if ex.fault.kind == "oversized" else result
         if stream:
             frames = iterate_in_threadpool(self._frames(ex, result))
-            return _SSEResponse(frames, headers)
+            return _SSEResponse(frames, headers, ex.fault.seconds if ex.fault else 30.0)
         try:
             body = await run_in_threadpool(self._whole_body, ex, result)
         except Exception as exc:  # a live stream that failed while being collected
             return error_response(_backend_failure(ex.endpoint, exc), ex.ctx.request_id)
-        if ex.cut_after is not None:
+        if ex.cut_after is not None or (ex.fault and ex.fault.kind == "drop"):
             return _CutBodyResponse(body, 200, headers)
         return JSONResponse(body, 200, headers)
 
@@ -409,12 +449,16 @@ class ServingApp:
     # -- streams -----------------------------------------------------------------------------
 
     def _frames(self, ex: _Exchange, result: Any) -> Iterator[Any]:
-        """SSE frames (bytes), or ``_CUT`` where the connection must drop."""
+        """SSE frames (bytes), or ``_CUT``/``STALL`` where the connection must drop/stall."""
         for sent, event in enumerate(self._events(ex, result)):
             if ex.cut_after is not None and sent >= ex.cut_after:
                 yield _CUT
                 return
-            yield sse_frame(event, ex.ctx.quirks)
+            frame = sse_frame(event, ex.ctx.quirks)
+            if ex.fault is not None and sent == ex.fault.after:
+                yield from fault_frames(ex.fault, frame)
+            else:
+                yield frame
 
     def _events(self, ex: _Exchange, result: Any) -> Iterator[Mapping[str, Any] | str]:
         """Wire events: the last one carries ``databricks_output``; then the trace id event

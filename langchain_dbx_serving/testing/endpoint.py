@@ -27,6 +27,7 @@ import uvicorn
 
 from langchain_dbx_serving.testing._app import RecordedRequest, ServingApp
 from langchain_dbx_serving.testing.backends import Backend, as_backend
+from langchain_dbx_serving.testing.replies import FaultPlan
 
 __all__ = ["DEFAULT_TOKEN", "LocalEndpoint", "main"]
 
@@ -77,7 +78,9 @@ class _Server(uvicorn.Server):
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on accepted sockets whose proto
+    # says TCP, and without it Nagle's algorithm holds each reply body ~40 ms behind its headers.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     if port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
@@ -95,7 +98,9 @@ class LocalEndpoint:
     (echo). ``chat_agents`` names the endpoints that answer chat requests in ChatAgent shape
     (``True``: all). ``token`` is the bearer token required (``None``: no auth check).
     ``root`` names the endpoint the AgentServer-style root routes (``/invocations``,
-    ``/responses``) serve: by default the first of the mapping, or ``"agent"``.
+    ``/responses``) serve: by default the first of the mapping, or ``"agent"``. ``faults`` is a
+    :class:`~langchain_dbx_serving.testing.replies.FaultPlan` applied to incoming requests
+    (resets, stalls, proxy errors, ...); ``ep.faults`` is the plan, to extend while running.
 
     Example::
 
@@ -119,6 +124,7 @@ class LocalEndpoint:
         root: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        faults: FaultPlan | None = None,
     ) -> None:
         endpoints: dict[str, Backend] | None = None
         default: Backend | None = None
@@ -133,7 +139,7 @@ class LocalEndpoint:
             default = as_backend(backends)
         agents = chat_agents if isinstance(chat_agents, bool) else frozenset(chat_agents)
         self._app = ServingApp(
-            endpoints, default, chat_agents=agents, token=token, root=root or "agent"
+            endpoints, default, chat_agents=agents, token=token, root=root or "agent", faults=faults
         )
         self.token = token
         self.bind_host = host
@@ -156,6 +162,11 @@ class LocalEndpoint:
     def invocations_url(self, name: str) -> str:
         """``{host}/serving-endpoints/{name}/invocations``."""
         return f"{self.base_url}/{name}/invocations"
+
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan applied to the next requests (empty unless faults were added)."""
+        return self._app.faults
 
     @property
     def requests(self) -> list[RecordedRequest]:

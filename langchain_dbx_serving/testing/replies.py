@@ -20,6 +20,12 @@ Helpers::
     Reply.text("hi", usage=(5, 1), quirks=Quirks.databricks_claude())  # real-traffic quirks
     RawReply(events=[{...}, {...}])                           # replay recorded events verbatim
 
+Network faults are not replies: a :class:`FaultPlan` on the endpoint applies a :class:`Fault`
+(or an error from a proxy in front of the model) to the next requests, whatever they ask::
+
+    ep.faults.add(Fault.reset(), Reply.error(503, "TEMPORARILY_UNAVAILABLE", "scaling up"))
+    ep.faults.add(Fault.stall(after=2), Fault.garbage("<html>oops"), Fault.oversized(10**7))
+
 ``steps`` are tool calls an agent made and their results: ChatAgent replies carry them as
 extra messages, responses replies as ``function_call`` / ``function_call_output`` items; the
 chat-completions shape cannot express them and leaves them out.
@@ -27,15 +33,19 @@ chat-completions shape cannot express them and leaves them out.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 __all__ = [
     "Delta",
     "ErrorReply",
+    "Fault",
+    "FaultPlan",
     "Quirks",
     "RawReply",
     "Reply",
@@ -47,6 +57,7 @@ __all__ = [
 ]
 
 ErrorFormat = Literal["json", "text", "html", "openai"]
+FaultKind = Literal["reset", "stall", "drop", "garbage", "oversized"]
 
 
 @dataclass(frozen=True)
@@ -378,6 +389,121 @@ class RawReply:
 
     body: Mapping[str, Any] | None = None
     events: Any = None  # Iterable[Mapping[str, Any] | str]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A network misbehaviour the local endpoint applies to one request.
+
+    ``after`` counts the SSE events sent before the fault strikes (a fault whose ``after`` is
+    past the end of the stream never strikes); whole replies have no events, so there it means
+    "before the reply" (``stall``) or is ignored. Build faults with the class methods:
+
+    - ``reset()``: the TCP connection is reset (RST) before any byte of the reply;
+    - ``stall(after)``: ``after`` events are sent (whole replies: nothing), then the connection
+      stays open and silent until the client gives up (at most ``seconds``);
+    - ``drop(after)``: the connection is closed after ``after`` events (whole replies: after
+      half the body), without ending the HTTP response;
+    - ``garbage(data, after)``: a ``data:`` line that is not JSON is sent after ``after`` events
+      and the stream goes on (whole replies: ``data`` is the body, with a JSON content type);
+    - ``oversized(size)``: ``size`` bytes of extra text are added to the answer; a stream sends
+      them as one SSE event.
+
+    Example::
+
+        ep.faults.add(Fault.stall(after=2, seconds=30))
+    """
+
+    kind: FaultKind
+    after: int = 0
+    data: str = ""
+    size: int = 0
+    seconds: float = 30.0
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Reset the connection before replying."""
+        return cls("reset")
+
+    @classmethod
+    def stall(cls, after: int = 0, *, seconds: float = 30.0) -> Fault:
+        """Stop sending after ``after`` events; hold the connection at most ``seconds``."""
+        return cls("stall", after=after, seconds=seconds)
+
+    @classmethod
+    def drop(cls, after: int = 0) -> Fault:
+        """Close the connection after ``after`` events (whole replies: after half the body)."""
+        return cls("drop", after=after)
+
+    @classmethod
+    def garbage(cls, data: str = "{not json", *, after: int = 0) -> Fault:
+        """Send a non-JSON ``data:`` line after ``after`` events."""
+        return cls("garbage", after=after, data=data)
+
+    @classmethod
+    def oversized(cls, size: int) -> Fault:
+        """Add ``size`` bytes of text (``x`` repeated) to the answer."""
+        return cls("oversized", size=size)
+
+
+PlanEntry = Fault | ErrorReply | None
+
+
+class FaultPlan:
+    """Faults for the next requests, one entry per request, in order; thread-safe.
+
+    An entry is a :class:`Fault`, an :class:`ErrorReply` (answered before the model is asked,
+    as a gateway or proxy would) or ``None`` (no fault). With ``repeat=True`` the entries
+    cycle forever, e.g. one request in ten gets a 503. ``applied`` counts faults and errors
+    applied so far.
+
+    Example::
+
+        plan = FaultPlan([None] * 9 + [Reply.error(503, "TEMPORARILY_UNAVAILABLE", "busy")],
+                         repeat=True)
+        with LocalEndpoint("echo", faults=plan) as ep:
+            ...
+        ep.faults.add(Fault.reset())  # or add to a running endpoint's plan
+    """
+
+    def __init__(self, entries: Iterable[PlanEntry] = (), *, repeat: bool = False) -> None:
+        self._entries: list[PlanEntry] = list(entries)
+        self._cycle = itertools.cycle(self._entries) if repeat and self._entries else None
+        self._lock = threading.Lock()
+        self.applied = 0
+
+    def add(self, *entries: PlanEntry) -> FaultPlan:
+        """Append entries for the requests after those already planned; returns the plan."""
+        with self._lock:
+            if self._cycle is not None:
+                raise RuntimeError("a repeating FaultPlan cannot be extended; build a new one")
+            self._entries.extend(entries)
+        return self
+
+    def clear(self) -> None:
+        """Forget every planned entry (repeating or not) and reset ``applied``."""
+        with self._lock:
+            self._entries.clear()
+            self._cycle = None
+            self.applied = 0
+
+    @property
+    def remaining(self) -> int:
+        """Entries left to apply (the cycle's length for a repeating plan)."""
+        return len(self._entries)
+
+    def next(self) -> PlanEntry:
+        """The entry for the request that just arrived (``None`` when nothing is planned)."""
+        with self._lock:
+            if self._cycle is not None:
+                entry = next(self._cycle)
+            elif self._entries:
+                entry = self._entries.pop(0)
+            else:
+                return None
+            if entry is not None:
+                self.applied += 1
+            return entry
 
 
 def _tool_call_from_dict(spec: Mapping[str, Any]) -> ToolCall:

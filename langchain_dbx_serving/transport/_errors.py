@@ -12,9 +12,10 @@ from __future__ import annotations
 import email.utils
 import html
 import json
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ import httpx
 
 from langchain_dbx_serving.errors import (
     APIStatusError,
+    ConfigurationError,
+    DatabricksServingError,
     ServingConnectionError,
     ServingTimeoutError,
     StreamInterruptedError,
@@ -34,6 +37,17 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _MAX_MESSAGE = 500
 _MAX_RETRY_AFTER = 120.0
+_MIN_SECRET = 8  # shorter header values are not scrubbed (they would mangle ordinary text)
+# Failures before any reply byte after which re-sending is safe: the request never reached the
+# endpoint (refused, connect timeout), or the connection died before a status line came back
+# (a reset, or a pooled keep-alive connection the server had already closed).
+_RETRYABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 
 _HINTS = {
     400: "check the request parameters and the message format this endpoint accepts",
@@ -113,6 +127,8 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     try:
         seconds = float(value)
+        if math.isnan(seconds):  # "NaN" parses, and time.sleep(nan) raises
+            return None
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
@@ -122,41 +138,91 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
+def secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credential values in request headers (the token of ``Authorization: Bearer ...``)."""
+    out = []
+    for name, value in headers.items():
+        if name.lower() in ("authorization", "x-databricks-azure-sp-management-token"):
+            credential = value.partition(" ")[2] or value
+            if len(credential) >= _MIN_SECRET:
+                out.append(credential)
+    return tuple(out)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``***`` (a server may echo the token back)."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def is_retryable(exc: httpx.HTTPError) -> bool:
+    """Whether a failure before any reply byte leaves the request safe to send again."""
+    return isinstance(exc, _RETRYABLE)
+
+
 def request_id_of(headers: Mapping[str, str]) -> str | None:
     """The Databricks request id of a reply, from its headers."""
     return headers.get("x-request-id") or headers.get("x-databricks-request-id")
 
 
 def status_error(
-    response: httpx.Response, body: bytes, *, endpoint: str | None, retries: int = 0
+    response: httpx.Response,
+    body: bytes,
+    *,
+    endpoint: str | None,
+    retries: int = 0,
+    secrets: Iterable[str] = (),
 ) -> APIStatusError:
-    """The typed error for an HTTP error reply whose body has been read."""
+    """The typed error for an HTTP error reply whose body has been read.
+
+    ``secrets`` (the credentials sent) are masked in the message and the kept body.
+    """
     status = response.status_code
-    code, message, parsed = parse_error_body(body.decode("utf-8", "replace"))
+    text = scrub(body.decode("utf-8", "replace"), secrets)
+    code, message, parsed = parse_error_body(text)
     message = message or response.reason_phrase or "no error message"
     who = f"endpoint {endpoint!r}" if endpoint else f"{response.request.url}"
     code_part = f" {code}" if code else ""
-    gave_up = f" (gave up after {retries} retries)" if retries else ""
-    text = f"{who} returned {status}{code_part}: {message} — {_hint(status)}{gave_up}"
+    summary = f"{who} returned {status}{code_part}: {message} — {_hint(status)}{_gave_up(retries)}"
     return status_error_class(status)(
-        text,
+        summary,
         status_code=status,
         error_code=code,
         endpoint=endpoint,
         request_id=request_id_of(response.headers),
-        body=parsed if parsed is not None else body.decode("utf-8", "replace")[:2000],
+        body=parsed if parsed is not None else text[:2000],
         retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
 
 
-def before_reply_error(exc: httpx.HTTPError, *, url: str, endpoint: str | None) -> TransportError:
+def _describe(exc: httpx.HTTPError) -> str:
+    """``ReadError: [Errno 104] Connection reset by peer``; asyncio resets have no text."""
+    return f"{type(exc).__name__}: {str(exc) or 'the connection was closed or reset'}"
+
+
+def _gave_up(retries: int) -> str:
+    if not retries:
+        return ""
+    return f" (gave up after {retries} {'retry' if retries == 1 else 'retries'})"
+
+
+def before_reply_error(
+    exc: httpx.HTTPError, *, url: str, endpoint: str | None, retries: int = 0
+) -> DatabricksServingError:
     """Map an httpx error raised before any byte of the reply arrived."""
     host = urlsplit(url).netloc
     who = f"endpoint {endpoint!r}" if endpoint else url
+    tail = _gave_up(retries)
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ConfigurationError(
+            f"cannot send to {url!r}: {exc} — host= and base_url= need an https:// scheme",
+            endpoint=endpoint,
+        )
     if isinstance(exc, httpx.ConnectTimeout):
         return ServingTimeoutError(
             f"could not connect to {host} in time ({exc or 'connect timeout'}) — check the host "
-            "and your network",
+            f"and your network{tail}",
             endpoint=endpoint,
         )
     if isinstance(exc, httpx.PoolTimeout):
@@ -173,12 +239,13 @@ def before_reply_error(exc: httpx.HTTPError, *, url: str, endpoint: str | None) 
         )
     if isinstance(exc, httpx.ConnectError):
         return ServingConnectionError(
-            f"could not connect to {host}: {exc} — check host= / DATABRICKS_HOST and your network",
+            f"could not connect to {host}: {exc} — check host= / DATABRICKS_HOST and your "
+            f"network{tail}",
             endpoint=endpoint,
         )
     return ServingConnectionError(
-        f"the connection to {host} failed before {who} replied ({type(exc).__name__}: {exc}) — "
-        "retry the call",
+        f"the connection to {host} failed before {who} replied ({_describe(exc)}) — "
+        f"retry the call{tail}",
         endpoint=endpoint,
     )
 
@@ -197,7 +264,7 @@ def during_reply_error(
         )
     return StreamInterruptedError(
         f"the connection dropped while the reply from {who} was arriving "
-        f"({type(exc).__name__}: {exc}) — the reply is incomplete; retry the call",
+        f"({_describe(exc)}) — the reply is incomplete; retry the call",
         endpoint=endpoint,
         request_id=request_id,
     )

@@ -1,8 +1,22 @@
 """Sending requests to serving endpoints: pooled clients, auth headers, retries, SSE, errors.
 
-:class:`Transport` is the only place that performs HTTP. It retries 429, 503 and failures to
-connect, but only before any byte of the reply has reached the caller: once a stream has
-started, a failure is raised (with what arrived), never silently re-sent.
+:class:`Transport` is the only place that performs HTTP. Its retry discipline:
+
+- it retries 429, 503 and failures that leave the request safe to re-send (refused or reset
+  connections, connect timeouts), and only before any byte of the reply reached the caller:
+  once a reply has started, a failure is raised (with what arrived), never silently re-sent;
+- at most ``max_retries`` retries (``0`` disables them), waiting ``Retry-After`` when the server
+  says, else exponential backoff with jitter (0.5 s, 1 s, 2 s, ... capped at 8 s), and never more
+  than ``retry_budget`` seconds in total;
+- every retry is logged at DEBUG on the ``langchain_dbx_serving`` logger, with no credentials.
+
+Async requests wait for one of the pool's ``max_connections`` slots before entering httpx:
+httpcore's pool rescans every queued request whenever one is added, so 2,000 requests queued
+on a 64-connection pool cost minutes of CPU, while a semaphore queues them in O(1).
+
+Credentials are attached here and nowhere else, so this is also where a plain ``http://`` URL
+to a host that is not loopback is refused (unless ``allow_insecure_http``), and where a token a
+server echoes back in an error message is masked.
 
 Example:
     >>> from langchain_dbx_serving.auth import TokenCredentials
@@ -24,21 +38,16 @@ from typing import Any
 
 import httpx
 
-from langchain_dbx_serving.auth import Credentials
-from langchain_dbx_serving.errors import (
-    APIStatusError,
-    DatabricksServingError,
-    MalformedResponseError,
-    ServingConnectionError,
-    ServingTimeoutError,
-)
+from langchain_dbx_serving.auth import Credentials, check_url_is_safe
+from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
+from langchain_dbx_serving.transport._body import ReplyReader, aread_error_body, read_error_body
 from langchain_dbx_serving.transport._errors import (
     before_reply_error,
-    during_reply_error,
-    request_id_of,
+    is_retryable,
+    secrets_of,
     status_error,
 )
-from langchain_dbx_serving.transport.sse import SSEDecoder
+from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 __all__ = ["Transport"]
 
@@ -47,6 +56,9 @@ logger = logging.getLogger("langchain_dbx_serving")
 _RETRY_STATUSES = frozenset({429, 503})
 _INITIAL_BACKOFF = 0.5
 _MAX_BACKOFF = 8.0
+_RETRY_BUDGET = 60.0
+_MAX_REPLY_BYTES = 256 * 1024 * 1024
+_MAX_CONNECTIONS = 64
 _USER_AGENT = "langchain-dbx-serving/0.1"
 
 
@@ -60,6 +72,10 @@ class Transport:
     ``credentials`` is a factory called once, on the first request, so that constructing a
     chat model never reads profiles or imports databricks-sdk. Injected ``http_client`` /
     ``http_async_client`` are used as they are (their own timeouts apply) and never closed by us.
+    ``max_reply_bytes`` bounds a whole reply and ``max_event_bytes`` one streamed event: a
+    runaway reply raises :class:`~langchain_dbx_serving.errors.MalformedResponseError` instead
+    of exhausting memory. ``max_connections`` sizes the pools this transport creates (and how
+    many async requests are in flight at once on them).
     """
 
     def __init__(
@@ -71,15 +87,25 @@ class Transport:
         http_client: httpx.Client | None = None,
         http_async_client: httpx.AsyncClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        allow_insecure_http: bool = False,
+        retry_budget: float = _RETRY_BUDGET,
+        max_reply_bytes: int = _MAX_REPLY_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_connections: int = _MAX_CONNECTIONS,
     ) -> None:
         self._credentials_factory = credentials
         self._credentials: Credentials | None = None
         self.timeout = timeout
         self.max_retries = max(0, max_retries)
+        self.allow_insecure_http = allow_insecure_http
+        self.retry_budget = retry_budget
+        self.max_reply_bytes = max_reply_bytes
+        self.max_event_bytes = max_event_bytes
+        self.max_connections = max(1, max_connections)
         self._injected_client = http_client
         self._injected_async_client = http_async_client
         self._client: httpx.Client | None = None
-        self._async_clients: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+        self._async_clients: dict[int, _LoopClient] = {}
         self._lock = threading.Lock()
         self._sleep = sleep
 
@@ -113,7 +139,9 @@ class Transport:
         return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
     def _limits(self) -> httpx.Limits:
-        return httpx.Limits(max_connections=100, max_keepalive_connections=64)
+        return httpx.Limits(
+            max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+        )
 
     def _sync_client(self) -> httpx.Client:
         if self._injected_client is not None:
@@ -124,21 +152,21 @@ class Transport:
                     self._client = httpx.Client(timeout=self._timeout(), limits=self._limits())
         return self._client
 
-    def _async_client(self) -> httpx.AsyncClient:
+    def _async_client(self) -> _LoopClient:
         if self._injected_async_client is not None:
-            return self._injected_async_client
+            return _LoopClient(self._injected_async_client, None)
         # An AsyncClient's connections belong to the event loop that opened them: keep one
         # client per running loop, so code calling asyncio.run() twice keeps working.
         loop = asyncio.get_running_loop()
         entry = self._async_clients.get(id(loop))
-        if entry is None or entry[0] is not loop:
-            for key, (old_loop, _) in list(self._async_clients.items()):
-                if old_loop.is_closed():
+        if entry is None or entry.loop is not loop:
+            for key, old in list(self._async_clients.items()):
+                if old.loop is not None and old.loop.is_closed():
                     del self._async_clients[key]
             client = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
-            self._async_clients[id(loop)] = (loop, client)
-            return client
-        return entry[1]
+            entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
+            self._async_clients[id(loop)] = entry
+        return entry
 
     def close(self) -> None:
         """Close the clients this transport created (not injected ones)."""
@@ -150,33 +178,58 @@ class Transport:
         """Close the async client of the running loop, if this transport created it."""
         entry = self._async_clients.pop(id(asyncio.get_running_loop()), None)
         if entry is not None:
-            await entry[1].aclose()
+            await entry.client.aclose()
 
-    # -- retries ----------------------------------------------------------------------------------
-    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+    # -- requests and retries ---------------------------------------------------------------------
+    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+        """The headers of one attempt; the one place credentials are attached to a request."""
+        check_url_is_safe(url, allow_insecure_http=self.allow_insecure_http)
         headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
         headers.update(self.credentials.headers())
         if extra:
             headers.update(extra)
         return headers
 
-    def _retry_delay(self, attempt: int, error: DatabricksServingError) -> float | None:
+    def _request(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        call: _Call,
+        extra: Mapping[str, str] | None,
+        timeout: Any,
+    ) -> httpx.Request:
+        """The request of one attempt. The plain headers dict lives only in this frame, which
+        has returned before anything can fail: a traceback formatted with its locals (pytest
+        ``--showlocals``, error trackers) shows the request, whose repr masks the token."""
+        headers = self._headers(call.url, extra)
+        call.secrets = secrets_of(headers)
+        return client.build_request(
+            "POST", call.url, content=call.content, headers=headers, timeout=timeout
+        )
+
+    def _retry_delay(
+        self, attempt: int, waited: float, error: DatabricksServingError, retryable: bool
+    ) -> float | None:
         """Seconds to wait before retrying after ``error``, or ``None`` to give up."""
         if attempt >= self.max_retries:
             return None
         if isinstance(error, APIStatusError):
             if error.status_code not in _RETRY_STATUSES:
                 return None
-            if error.retry_after is not None:
-                return error.retry_after
-        elif isinstance(error, ServingTimeoutError):
-            # Only a connect timeout is safe to retry: nothing reached the server.
-            if "could not connect" not in error.message:
-                return None
-        elif not isinstance(error, ServingConnectionError):
+            delay = error.retry_after
+        elif retryable:
+            delay = None
+        else:
             return None
-        ceiling = min(_MAX_BACKOFF, _INITIAL_BACKOFF * 2**attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        if delay is None:
+            ceiling = min(_MAX_BACKOFF, _INITIAL_BACKOFF * 2**attempt)
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if waited + delay > self.retry_budget:
+            budget = f"the {self.retry_budget:.0f}s retry budget"
+            error.message = f"{error.message} (not retried: waiting {delay:.0f}s exceeds {budget})"
+            error.args = (error.message,)
+            logger.debug("%s", error.message)
+            return None
+        return delay
 
     def _log_retry(self, error: DatabricksServingError, delay: float, attempt: int) -> None:
         logger.debug(
@@ -187,38 +240,49 @@ class Transport:
             self.max_retries,
         )
 
+    def _status_failure(
+        self, response: httpx.Response, body: bytes, call: _Call
+    ) -> DatabricksServingError:
+        return status_error(
+            response, body, endpoint=call.endpoint, retries=call.attempt, secrets=call.secrets
+        )
+
+    def _connection_failure(
+        self, exc: httpx.HTTPError, call: _Call
+    ) -> tuple[DatabricksServingError, bool]:
+        """The error of an attempt that got no reply, and whether re-sending is safe."""
+        error = before_reply_error(exc, url=call.url, endpoint=call.endpoint, retries=call.attempt)
+        return error, is_retryable(exc)
+
     # -- sync -------------------------------------------------------------------------------------
     def _send(
         self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
     ) -> httpx.Response:
         client = self._sync_client()
-        content = _dumps(body)
+        call = _Call(url, endpoint, _dumps(body))
         timeout = self._timeout() if self._injected_client is None else httpx.USE_CLIENT_DEFAULT
-        attempt = 0
         while True:
-            request = client.build_request(
-                "POST", url, content=content, headers=self._headers(headers), timeout=timeout
-            )
+            request = self._request(client, call, headers, timeout)
+            failure: httpx.HTTPError | None = None
             try:
                 response = client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                error: DatabricksServingError = before_reply_error(exc, url=url, endpoint=endpoint)
+                failure = exc
+                error, retryable = self._connection_failure(exc, call)
             else:
                 if response.status_code < 400:
                     return response
-                try:
-                    raw = response.read()
-                except httpx.HTTPError:
-                    raw = b""
-                finally:
-                    response.close()
-                error = status_error(response, raw, endpoint=endpoint, retries=attempt)
-            delay = self._retry_delay(attempt, error)
+                # A server may echo the token in an error body: drop it before raising, so
+                # that a traceback formatted with its frames' locals cannot show it.
+                error_body = read_error_body(response)
+                error, retryable = self._status_failure(response, error_body, call), True
+                del error_body
+            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
             if delay is None:
-                raise error
-            self._log_retry(error, delay, attempt)
+                raise error from failure
+            self._log_retry(error, delay, call.attempt)
             self._sleep(delay)
-            attempt += 1
+            call.next(delay)
 
     def post_json(
         self,
@@ -230,15 +294,15 @@ class Transport:
     ) -> Any:
         """POST ``body`` and return the parsed JSON reply."""
         response = self._send(url, body, endpoint, headers)
+        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
         try:
-            raw = response.read()
+            for chunk in response.iter_bytes():
+                reader.add(chunk)
         except httpx.HTTPError as exc:
-            raise during_reply_error(
-                exc, endpoint=endpoint, request_id=request_id_of(response.headers)
-            ) from exc
+            raise reader.interrupted(exc) from exc
         finally:
             response.close()
-        return _parse_json(raw, response, endpoint)
+        return reader.json()
 
     def stream(
         self,
@@ -253,56 +317,64 @@ class Transport:
         A reply that is not an event stream (a plain JSON body) is yielded once, whole.
         """
         response = self._send(url, body, endpoint, headers)
-        request_id = request_id_of(response.headers)
+        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
         try:
-            if not _is_event_stream(response):
-                yield response.read().decode("utf-8", "replace")
+            if not reader.is_event_stream:
+                for chunk in response.iter_bytes():
+                    reader.add(chunk)
+                yield reader.text()
                 return
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self.max_event_bytes)
             for chunk in response.iter_bytes():
-                for event in decoder.feed(chunk):
+                for event in reader.events(decoder, chunk):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise during_reply_error(exc, endpoint=endpoint, request_id=request_id) from exc
+            raise reader.interrupted(exc) from exc
         finally:
             response.close()
 
     # -- async ------------------------------------------------------------------------------------
     async def _asend(
         self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
-    ) -> httpx.Response:
-        client = self._async_client()
-        content = _dumps(body)
+    ) -> tuple[httpx.Response, _LoopClient]:
+        """The response of the first successful attempt. It holds one of ``pool``'s slots:
+        the caller ends it with ``await pool.close(response)``."""
+        pool = self._async_client()
+        client = pool.client
+        call = _Call(url, endpoint, _dumps(body))
         timeout = (
             self._timeout() if self._injected_async_client is None else httpx.USE_CLIENT_DEFAULT
         )
-        attempt = 0
         while True:
-            request = client.build_request(
-                "POST", url, content=content, headers=self._headers(headers), timeout=timeout
-            )
+            request = self._request(client, call, headers, timeout)
+            failure: httpx.HTTPError | None = None
+            await pool.acquire()
             try:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                error: DatabricksServingError = before_reply_error(exc, url=url, endpoint=endpoint)
+                pool.release()
+                failure = exc
+                error, retryable = self._connection_failure(exc, call)
+            except BaseException:
+                pool.release()
+                raise
             else:
                 if response.status_code < 400:
-                    return response
+                    return response, pool
                 try:
-                    raw = await response.aread()
-                except httpx.HTTPError:
-                    raw = b""
+                    error_body = await aread_error_body(response)
+                    error, retryable = self._status_failure(response, error_body, call), True
+                    del error_body  # see _send
                 finally:
-                    await response.aclose()
-                error = status_error(response, raw, endpoint=endpoint, retries=attempt)
-            delay = self._retry_delay(attempt, error)
+                    pool.release()
+            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
             if delay is None:
-                raise error
-            self._log_retry(error, delay, attempt)
+                raise error from failure
+            self._log_retry(error, delay, call.attempt)
             await asyncio.sleep(delay)
-            attempt += 1
+            call.next(delay)
 
     async def apost_json(
         self,
@@ -313,16 +385,16 @@ class Transport:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Async :meth:`post_json`."""
-        response = await self._asend(url, body, endpoint, headers)
+        response, pool = await self._asend(url, body, endpoint, headers)
+        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
         try:
-            raw = await response.aread()
+            async for chunk in response.aiter_bytes():
+                reader.add(chunk)
         except httpx.HTTPError as exc:
-            raise during_reply_error(
-                exc, endpoint=endpoint, request_id=request_id_of(response.headers)
-            ) from exc
+            raise reader.interrupted(exc) from exc
         finally:
-            await response.aclose()
-        return _parse_json(raw, response, endpoint)
+            await pool.close(response)
+        return reader.json()
 
     async def astream(
         self,
@@ -333,39 +405,75 @@ class Transport:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        response = await self._asend(url, body, endpoint, headers)
-        request_id = request_id_of(response.headers)
+        response, pool = await self._asend(url, body, endpoint, headers)
+        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
         try:
-            if not _is_event_stream(response):
-                yield (await response.aread()).decode("utf-8", "replace")
+            if not reader.is_event_stream:
+                async for chunk in response.aiter_bytes():
+                    reader.add(chunk)
+                yield reader.text()
                 return
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self.max_event_bytes)
             async for chunk in response.aiter_bytes():
-                for event in decoder.feed(chunk):
+                for event in reader.events(decoder, chunk):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise during_reply_error(exc, endpoint=endpoint, request_id=request_id) from exc
+            raise reader.interrupted(exc) from exc
         finally:
+            # Also runs when the caller stops early or is cancelled: the connection is released.
+            await pool.close(response)
+
+
+class _LoopClient:
+    """An event loop's AsyncClient and the semaphore bounding its requests in flight
+    (``None`` for an injected client, whose pool is used as it is)."""
+
+    __slots__ = ("client", "loop", "slots")
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        slots: asyncio.Semaphore | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.client = client
+        self.slots = slots
+        self.loop = loop
+
+    async def acquire(self) -> None:
+        if self.slots is not None:
+            await self.slots.acquire()
+
+    def release(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
+
+    async def close(self, response: httpx.Response) -> None:
+        """Close ``response`` (returning its connection) and free its slot, even if cancelled."""
+        try:
             await response.aclose()
+        finally:
+            self.release()
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
-    return "event-stream" in response.headers.get("content-type", "")
+class _Call:
+    """Book-keeping of one call across its attempts."""
 
+    __slots__ = ("attempt", "content", "endpoint", "secrets", "url", "waited")
 
-def _parse_json(raw: bytes, response: httpx.Response, endpoint: str | None) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        who = f"endpoint {endpoint!r}" if endpoint else "the endpoint"
-        kind = response.headers.get("content-type", "no content-type")
-        preview = raw[:200].decode("utf-8", "replace")
-        raise MalformedResponseError(
-            f"{who} returned a reply that is not JSON ({kind}): {preview!r} — check that the URL "
-            "points at a serving endpoint",
-            event=preview,
-            endpoint=endpoint,
-            request_id=request_id_of(response.headers),
-        ) from None
+    def __init__(self, url: str, endpoint: str | None, content: bytes) -> None:
+        self.url = url
+        self.endpoint = endpoint
+        self.content = content
+        self.attempt = 0
+        self.waited = 0.0
+        self.secrets: tuple[str, ...] = ()
+
+    def next(self, delay: float) -> None:
+        self.attempt += 1
+        self.waited += delay
+
+    def __repr__(self) -> str:  # never show the secrets, e.g. in a traceback with locals
+        return f"_Call(url={self.url!r}, attempt={self.attempt})"

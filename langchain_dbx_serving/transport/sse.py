@@ -6,6 +6,11 @@ two chunks); lines starting with ``:`` are comments (Databricks sends ``: PROCES
 leading UTF-8 BOM is ignored. It never touches the network, so it is tested with bytes split
 at every boundary.
 
+Bytes of an unfinished line are kept as a list of pieces and joined once the line ends, so a
+multi-megabyte event (a returned trace) arriving in thousands of chunks costs linear time. An
+event larger than ``max_event_bytes`` raises
+:class:`~langchain_dbx_serving.errors.MalformedResponseError` instead of growing without bound.
+
 Example:
     >>> decoder = SSEDecoder()
     >>> decoder.feed(b'data: {"a": 1}\\n\\nda')
@@ -18,7 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+from langchain_dbx_serving.errors import MalformedResponseError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +42,23 @@ class ServerSentEvent:
 class SSEDecoder:
     """Turns a byte stream into :class:`ServerSentEvent` objects, one ``feed`` call per chunk."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_skip_lf", "_started")
+    __slots__ = (
+        "_data",
+        "_data_size",
+        "_event",
+        "_pending",
+        "_pending_size",
+        "_skip_lf",
+        "_started",
+        "max_event_bytes",
+    )
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._pending: list[bytes] = []  # pieces of the current, unfinished line
+        self._pending_size = 0
         self._data: list[str] = []
+        self._data_size = 0
         self._event = ""
         self._skip_lf = False
         self._started = False
@@ -56,17 +78,18 @@ class SSEDecoder:
             chunk = self._strip_bom(chunk)
             if chunk is None:
                 return []
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if not buffer:
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._hold(chunk)
             return []
+        buffer = b"".join([*self._pending, chunk]) if self._pending else chunk
+        self._pending, self._pending_size = [], 0
         lines = buffer.splitlines(keepends=True)
         last = lines[-1]
         if last[-1:] in (b"\n", b"\r"):
-            self._buffer = b""
             self._skip_lf = last[-1:] == b"\r"
         else:
-            self._buffer = last
             lines.pop()
+            self._hold(last)
         events: list[ServerSentEvent] = []
         for raw in lines:
             event = self._line(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
@@ -81,24 +104,40 @@ class SSEDecoder:
         blank line was lost is still a whole payload, and dropping it would hide the end of a reply.
         """
         events: list[ServerSentEvent] = []
-        if self._buffer:
-            event = self._line(self._buffer.decode("utf-8", "replace"))
-            self._buffer = b""
+        if self._pending:
+            line = b"".join(self._pending).decode("utf-8", "replace")
+            self._pending, self._pending_size = [], 0
+            event = self._line(line)
             if event is not None:
                 events.append(event)
         if self._data:
             events.append(self._dispatch())
         return events
 
+    def _hold(self, piece: bytes) -> None:
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        self._check_size()
+
+    def _check_size(self) -> None:
+        size = self._pending_size + self._data_size
+        if size > self.max_event_bytes:
+            self._pending, self._data = [], []
+            raise MalformedResponseError(
+                f"a server-sent event grew past {self.max_event_bytes} bytes without ending — "
+                "the endpoint sent a runaway reply; raise the transport's max_event_bytes if "
+                "such large events are expected",
+                event=f"<{size} bytes>",
+            )
+
     def _strip_bom(self, chunk: bytes) -> bytes | None:
-        bom = b"\xef\xbb\xbf"
-        pending = self._buffer + chunk
-        if len(pending) < len(bom) and bom.startswith(pending):
-            self._buffer = pending
+        pending = b"".join([*self._pending, chunk])
+        if len(pending) < len(_BOM) and _BOM.startswith(pending):
+            self._pending, self._pending_size = [pending], len(pending)
             return None
         self._started = True
-        self._buffer = b""
-        return pending[len(bom) :] if pending.startswith(bom) else pending
+        self._pending, self._pending_size = [], 0
+        return pending[len(_BOM) :] if pending.startswith(_BOM) else pending
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
@@ -110,6 +149,8 @@ class SSEDecoder:
             value = value[1:]
         if field == "data":
             self._data.append(value)
+            self._data_size += len(value) + 1
+            self._check_size()
         elif field == "event":
             self._event = value
         # "id" and "retry" have no use for one-shot POST streams.
@@ -117,7 +158,7 @@ class SSEDecoder:
 
     def _dispatch(self) -> ServerSentEvent:
         event = ServerSentEvent(self._event or "message", "\n".join(self._data))
-        self._data = []
+        self._data, self._data_size = [], 0
         self._event = ""
         return event
 

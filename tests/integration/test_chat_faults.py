@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
+from collections.abc import Iterator
 
 import pytest
 from langchain_core.load import dumpd
@@ -24,7 +24,7 @@ from langchain_dbx_serving import (
     ServingTimeoutError,
     StreamInterruptedError,
 )
-from langchain_dbx_serving.testing import Delta, RawReply, Reply
+from langchain_dbx_serving.testing import Fault, LocalEndpoint, RawReply, Reply
 from langchain_dbx_serving.transport import client as transport_client
 from tests.conftest import queue
 
@@ -33,6 +33,14 @@ from tests.conftest import queue
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep exponential backoff but scale it down, so retry tests take milliseconds."""
     monkeypatch.setattr(transport_client, "_INITIAL_BACKOFF", 0.001)
+
+
+@pytest.fixture(autouse=True)
+def no_faults(serving: LocalEndpoint) -> Iterator[None]:
+    """Faults planned by a test never reach the next one."""
+    serving.faults.clear()
+    yield
+    serving.faults.clear()
 
 
 def test_unknown_endpoint_names_the_endpoint(serving) -> None:
@@ -133,11 +141,21 @@ def test_dropped_stream_raises_with_the_partial_reply(serving, make_chat) -> Non
     assert len(serving.requests) == 1  # never re-sent once bytes reached the caller
 
 
-async def test_dropped_async_stream_raises(serving, make_chat) -> None:
+async def test_dropped_async_stream_raises_with_the_partial_reply(serving, make_chat) -> None:
     queue(serving, Reply.text(["one ", "two ", "three"], cut_after=2))
-    with pytest.raises(StreamInterruptedError):
-        async for _ in make_chat().astream("hi"):
-            pass
+    received = []
+    with pytest.raises(StreamInterruptedError) as info:
+        async for chunk in make_chat().astream("hi"):
+            received.append(chunk.text)
+    assert info.value.partial.text == "".join(received) == "one "
+    assert len(serving.requests) == 1
+
+
+def test_reset_before_the_reply_is_retried(serving, make_chat) -> None:
+    serving.faults.add(Fault.reset())
+    queue(serving, Reply.text(["a ", "b"]))
+    assert "".join(c.text for c in make_chat().stream("hi")) == "a b"
+    assert len(serving.requests) == 2
 
 
 def test_cut_off_whole_reply_is_not_returned(serving, make_chat) -> None:
@@ -172,21 +190,15 @@ def test_error_event_inside_a_stream_is_an_agent_error(serving, make_chat) -> No
 
 
 def test_stalled_stream_hits_the_read_timeout(serving, make_chat) -> None:
-    release = threading.Event()
-
-    def stall(request):
-        yield Delta(text="start ")
-        release.wait(10)  # the server stalls; the client's read timeout must fire first
-        yield Delta(text="too late")
-
-    queue(serving, stall)
-    try:
-        with pytest.raises(ServingTimeoutError) as info:
-            for _ in make_chat(timeout=0.5).stream("hi"):
-                pass
-        assert "read timeout" in str(info.value)
-    finally:
-        release.set()
+    queue(serving, Reply.text(["start ", "too ", "late"]))
+    serving.faults.add(Fault.stall(after=2))  # the server goes silent after two events
+    received = []
+    with pytest.raises(ServingTimeoutError) as info:
+        for chunk in make_chat(timeout=0.3).stream("hi"):
+            received.append(chunk.text)
+    assert "read timeout" in str(info.value)
+    assert "".join(received) == "start "
+    assert len(serving.requests) == 1  # a read timeout mid-stream is never re-sent
 
 
 def test_connection_refused_is_retried_then_explained() -> None:

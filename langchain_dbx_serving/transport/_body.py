@@ -1,0 +1,132 @@
+"""Reading reply bodies within limits, and without keeping what they may echo.
+
+:class:`ReplyReader` collects a successful reply (whole, or an event stream's SSE events) up to
+``max_reply_bytes``; :func:`read_error_body` reads the start of an error reply, where its
+message is, and drops the connection instead of downloading a whole error page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from langchain_dbx_serving.errors import DatabricksServingError, MalformedResponseError
+from langchain_dbx_serving.transport._errors import (
+    during_reply_error,
+    request_id_of,
+    scrub,
+    secrets_of,
+)
+from langchain_dbx_serving.transport.sse import SSEDecoder
+
+__all__ = ["MAX_ERROR_BODY", "ReplyReader", "aread_error_body", "read_error_body"]
+
+MAX_ERROR_BODY = 64 * 1024
+
+
+class ReplyReader:
+    """Collects a successful reply's body within ``limit`` bytes; shared by sync and async."""
+
+    __slots__ = ("declared", "endpoint", "limit", "parts", "request_id", "response", "size")
+
+    def __init__(self, response: httpx.Response, endpoint: str | None, limit: int) -> None:
+        self.response = response
+        self.endpoint = endpoint
+        self.limit = limit
+        self.request_id = request_id_of(response.headers)
+        self.parts: list[bytes] = []
+        self.size = 0
+        declared = response.headers.get("content-length", "")
+        self.declared = int(declared) if declared.isdigit() else 0
+
+    @property
+    def is_event_stream(self) -> bool:
+        return "event-stream" in self.response.headers.get("content-type", "")
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if max(self.size, self.declared) > self.limit:
+            raise self._too_large(max(self.size, self.declared))
+        self.parts.append(chunk)
+
+    def events(self, decoder: SSEDecoder, chunk: bytes) -> Iterable[Any]:
+        try:
+            return decoder.feed(chunk)
+        except MalformedResponseError as exc:
+            exc.endpoint, exc.request_id = self.endpoint, self.request_id
+            raise
+
+    def _too_large(self, size: int) -> MalformedResponseError:
+        who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"
+        return MalformedResponseError(
+            f"the reply from {who} is larger than {self.limit} bytes ({size} announced or "
+            "received) — refusing to hold it in memory; raise the transport's max_reply_bytes "
+            "if such replies are expected",
+            event=f"<{size} bytes>",
+            endpoint=self.endpoint,
+            request_id=self.request_id,
+        )
+
+    def interrupted(self, exc: httpx.HTTPError) -> DatabricksServingError:
+        return during_reply_error(exc, endpoint=self.endpoint, request_id=self.request_id)
+
+    def text(self) -> str:
+        return b"".join(self.parts).decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(b"".join(self.parts))
+        except ValueError:
+            pass
+        raise self._not_json()  # no local holds the body (it may echo the token)
+
+    def _not_json(self) -> MalformedResponseError:
+        who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"
+        kind = self.response.headers.get("content-type", "no content-type")
+        raw = b"".join(self.parts)[:200].decode("utf-8", "replace")
+        preview = scrub(raw, secrets_of(self.response.request.headers))
+        return MalformedResponseError(
+            f"{who} returned a reply that is not JSON ({kind}): {preview!r} — check that the URL "
+            "points at a serving endpoint",
+            event=preview,
+            endpoint=self.endpoint,
+            request_id=self.request_id,
+        )
+
+
+def read_error_body(response: httpx.Response) -> bytes:
+    """At most ``MAX_ERROR_BODY`` bytes of an error reply (its message is near the start);
+    the response is closed."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        response.close()
+    return b"".join(parts)[:MAX_ERROR_BODY]
+
+
+async def aread_error_body(response: httpx.Response) -> bytes:
+    """Async :func:`read_error_body`."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        await response.aclose()
+    return b"".join(parts)[:MAX_ERROR_BODY]
