@@ -14,22 +14,19 @@ from operator import add
 from types import ModuleType
 from typing import Any, ClassVar
 
-import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, Field
 
-from langchain_dbx_serving import auth
+from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving.chat_models import _structured
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
-from langchain_dbx_serving.errors import ConfigurationError, StreamInterruptedError
+from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
-from langchain_dbx_serving.transport.client import Transport
 
 # Body keys whose dict values are merged key by key (call over constructor), not replaced.
 _MERGED_KEYS = ("custom_inputs", "databricks_options", "context")
@@ -48,7 +45,7 @@ class PreparedCall:
     decode_options: dict[str, Any]
 
 
-class DatabricksChatBase(BaseChatModel):
+class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     """Shared base of the chat classes; not used directly."""
 
     model_config = ConfigDict(
@@ -57,26 +54,10 @@ class DatabricksChatBase(BaseChatModel):
 
     endpoint: str = Field(alias="model")
     """Name of the serving endpoint (``model`` is accepted as an alias)."""
-    host: str | None = Field(default_factory=from_env("DATABRICKS_HOST", default=None))
-    """Workspace URL, e.g. ``https://adb-1.azuredatabricks.net`` (default: ``DATABRICKS_HOST``)."""
-    token: SecretStr | None = Field(
-        default_factory=secret_from_env("DATABRICKS_TOKEN", default=None), alias="api_key"
-    )
-    """Bearer token (default: ``DATABRICKS_TOKEN``; else databricks-sdk's unified auth)."""
-    base_url: str | None = None
-    """Overrides ``{host}/serving-endpoints``, e.g. the URL of an agent served as an App."""
-    workspace_client: Any = Field(default=None, exclude=True, repr=False)
-    """A ``databricks.sdk.WorkspaceClient`` whose config provides host and credentials."""
     temperature: float | None = None
     max_tokens: int | None = None
     stop: list[str] | None = None
     n: int | None = None
-    timeout: float | None = 120.0
-    """Seconds to wait for a connection, and between bytes of a reply."""
-    max_retries: int = 3
-    """Retries of 429, 503 and failed connections, before any byte of a reply arrived."""
-    allow_insecure_http: bool = False
-    """Allow sending the token over plain ``http://`` to a host that is not loopback."""
     custom_inputs: dict[str, Any] | None = None
     """Sent as ``custom_inputs``; call-time ``custom_inputs`` are merged over these."""
     context: dict[str, Any] | None = None
@@ -92,11 +73,8 @@ class DatabricksChatBase(BaseChatModel):
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
     """Whether ``invoke`` should stream under the hood (LangChain convention)."""
-    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
     _protocol: ClassVar[ModuleType]
-    _transport: Transport | None = PrivateAttr(default=None)
 
     # -- LangChain plumbing -----------------------------------------------------------------------
     # Not lc-serializable: langchain-core 1.x's load() revives only classes in its own
@@ -136,37 +114,6 @@ class DatabricksChatBase(BaseChatModel):
         if stop := stop or kwargs.get("stop") or self.stop:
             params["ls_stop"] = stop
         return params
-
-    # -- transport --------------------------------------------------------------------------------
-    @property
-    def transport(self) -> Transport:
-        """The HTTP transport, created on first use and reused (its pools) across calls."""
-        if self._transport is None:
-            self._transport = Transport(
-                self._credentials,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                http_client=self.http_client,
-                http_async_client=self.http_async_client,
-                allow_insecure_http=self.allow_insecure_http,
-            )
-        return self._transport
-
-    def _credentials(self) -> auth.Credentials:
-        token = self.token.get_secret_value() if self.token else None
-        return auth.resolve(host=self.host, token=token, workspace_client=self.workspace_client)
-
-    def _root_url(self) -> str:
-        """``base_url``, else ``{host}/serving-endpoints``, without a trailing slash."""
-        if self.base_url:
-            return self.base_url.rstrip("/")
-        host = auth.normalize_host(self.host or self.transport.credentials.host)
-        if not host:
-            raise ConfigurationError(
-                "no Databricks host: pass host= (or base_url=), set DATABRICKS_HOST, or "
-                "configure a profile in ~/.databrickscfg"
-            )
-        return host + "/serving-endpoints"
 
     # -- subclass hooks ---------------------------------------------------------------------------
     def _url(self, endpoint: str) -> str:

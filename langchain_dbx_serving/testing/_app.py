@@ -2,7 +2,8 @@
 
 Routes (PROTOCOLS.md section 1): ``POST /serving-endpoints/chat/completions`` and
 ``POST /serving-endpoints/responses`` (``"model"`` names the endpoint),
-``POST /serving-endpoints/{name}/invocations`` (shape chosen by the body), and MLflow
+``POST /serving-endpoints/{name}/invocations`` (shape chosen by the body),
+``POST /serving-endpoints/embeddings`` (and ``{"input": [texts]}`` on invocations), and MLflow
 AgentServer's ``POST /invocations``, ``POST /responses``, ``GET /health`` and
 ``GET /agent/info`` at the root.
 """
@@ -50,7 +51,7 @@ from langchain_dbx_serving.testing._wire_faults import (
     wait_for_disconnect,
 )
 from langchain_dbx_serving.testing._wire_responses import ResponsesStream, responses_body
-from langchain_dbx_serving.testing.backends import Backend, BackendRequest
+from langchain_dbx_serving.testing.backends import Backend, BackendRequest, EmbeddingBackend
 from langchain_dbx_serving.testing.replies import (
     ErrorReply,
     Fault,
@@ -245,6 +246,7 @@ class ServingApp:
         routes = [
             Route("/serving-endpoints/chat/completions", self._chat_route, methods=["POST"]),
             Route("/serving-endpoints/responses", self._responses_route, methods=["POST"]),
+            Route("/serving-endpoints/embeddings", self._embeddings_route, methods=["POST"]),
             Route(
                 "/serving-endpoints/{name}/invocations", self._invocations_route, methods=["POST"]
             ),
@@ -263,6 +265,9 @@ class ServingApp:
 
     async def _responses_route(self, request: Request) -> Response:
         return await self._handle(request, route_shape=inbound.RESPONSES)
+
+    async def _embeddings_route(self, request: Request) -> Response:
+        return await self._handle(request, route_shape=inbound.EMBEDDINGS)
 
     async def _invocations_route(self, request: Request) -> Response:
         return await self._handle(request, route_shape=None, name=request.path_params["name"])
@@ -356,6 +361,10 @@ class ServingApp:
             if not isinstance(body, dict):
                 raise inbound.bad_request("The request body must be a JSON object.", "BAD_REQUEST")
             name, backend, chat_agent = self._lookup(body, name, root)
+            can_embed = isinstance(backend, EmbeddingBackend)
+            texts = inbound.embedding_texts(body, route_shape=route_shape, can_embed=can_embed)
+            if texts is not None:
+                return await self._embed(name, backend, texts, request_id)
             shape = inbound.detect_shape(body, route_shape=route_shape, chat_agent=chat_agent)
             inbound.validate(shape, body)
         except inbound.RequestRejected as exc:
@@ -396,6 +405,20 @@ class ServingApp:
         except Exception as exc:  # a backend bug: answer as a failing model server would
             return error_response(_backend_failure(name, exc), request_id)
         return await self._answer(exchange, result, backend_request.stream)
+
+    async def _embed(self, name: str, backend: Any, texts: list[str], request_id: str) -> Response:
+        """An OpenAI-style embeddings reply (usage counts words)."""
+        try:
+            vectors = await run_in_threadpool(backend.embed, texts)
+        except Exception as exc:  # a backend bug: answer as a failing model server would
+            return error_response(_backend_failure(name, exc), request_id)
+        data = [
+            {"object": "embedding", "index": i, "embedding": list(v)} for i, v in enumerate(vectors)
+        ]
+        words = sum(len(text.split()) for text in texts)
+        usage = {"prompt_tokens": words, "total_tokens": words}
+        body = {"object": "list", "model": name, "data": data, "usage": usage}
+        return JSONResponse(body, 200, _common_headers(request_id))
 
     async def _answer(self, ex: _Exchange, result: Any, stream: bool) -> Response:
         headers = _common_headers(ex.ctx.request_id)

@@ -24,6 +24,7 @@ from langchain_dbx_serving.testing.replies import ErrorReply
 CHAT_COMPLETIONS = "chat_completions"
 RESPONSES = "responses"
 CHAT_AGENT = "chat_agent"
+EMBEDDINGS = "embeddings"
 
 _CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 _INPUT_PARTS = {"input_text", "input_image", "input_file"}
@@ -67,6 +68,33 @@ def detect_shape(body: Mapping[str, Any], *, route_shape: str | None, chat_agent
         "The request body has neither 'messages' (chat) nor 'input' (responses). "
         f"Top-level keys received: {sorted(body)}"
     )
+
+
+def embedding_texts(body: Mapping[str, Any], *, route_shape: str | None, can_embed: bool) -> Any:
+    """The texts of an embedding request, or ``None`` when the body is not one.
+
+    On the embeddings route every body is one; on invocations a body whose ``input`` is a list
+    of strings is, and so is a string ``input`` sent to an endpoint that embeds (a string sent
+    to a chat endpoint stays a responses request).
+    """
+    if route_shape not in (None, EMBEDDINGS) or "messages" in body:
+        return None
+    texts = body.get("input")
+    if route_shape is None:
+        is_texts = (
+            isinstance(texts, list) and bool(texts) and all(isinstance(t, str) for t in texts)
+        )
+        if not (is_texts or (can_embed and isinstance(texts, str))):
+            return None
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise bad_request("'input' must be a string or a non-empty list of strings.")
+    if not can_embed:
+        raise bad_request(
+            "This endpoint does not serve embeddings: send 'messages' or 'input' items."
+        )
+    return texts
 
 
 def validate(shape: str, body: Mapping[str, Any]) -> None:

@@ -17,6 +17,11 @@ Backends here: :class:`ScriptedBackend` (a queue of replies), :class:`EchoBacken
 :class:`ChatModelBackend` (any LangChain ``BaseChatModel``), :class:`ResponsesAgentBackend`
 (an MLflow ``ResponsesAgent``) and :class:`FunctionBackend` (a plain function).
 
+Embedding backends also have ``embed(texts) -> list[vector]``, used for embedding requests
+(``/serving-endpoints/embeddings``, or ``{"input": [...texts]}`` on invocations):
+:class:`HashEmbeddingBackend` (deterministic) and :class:`EmbeddingsBackend` (any LangChain
+``Embeddings``).
+
 Example::
 
     backend = ScriptedBackend([Reply.text("hi", usage=(3, 1)), Reply.tool_call("get_time")])
@@ -26,7 +31,10 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import re
 import sys
 import threading
 from collections import deque
@@ -47,6 +55,7 @@ from langchain_dbx_serving.testing.replies import (
 )
 
 if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
     from langchain_core.language_models import BaseChatModel
     from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 
@@ -56,7 +65,10 @@ __all__ = [
     "BackendResult",
     "ChatModelBackend",
     "EchoBackend",
+    "EmbeddingBackend",
+    "EmbeddingsBackend",
     "FunctionBackend",
+    "HashEmbeddingBackend",
     "ResponsesAgentBackend",
     "ScriptedBackend",
     "as_backend",
@@ -353,6 +365,91 @@ class ResponsesAgentBackend:
         return RawReply(body=_dump(self.agent.predict(agent_request)))
 
 
+@runtime_checkable
+class EmbeddingBackend(Protocol):
+    """A backend that can answer embedding requests: ``embed(texts) -> one vector per text``."""
+
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
+
+
+def _not_a_chat_model(request: BackendRequest) -> ErrorReply:
+    return ErrorReply(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        f"Endpoint '{request.endpoint}' serves embeddings: send {{\"input\": [texts]}}, "
+        "not chat messages.",
+    )
+
+
+_WORD = re.compile(r"\w+")
+_STOPWORD_LIST = (
+    "a an and are as at be by do does for from how i in is it of on or the this to was what "
+    "when where which who why with you"
+)
+_STOPWORDS = frozenset(_STOPWORD_LIST.split())
+
+
+class HashEmbeddingBackend:
+    """Deterministic embeddings: a hashed bag of words, L2-normalized.
+
+    Each lowercase word (common stop words aside) adds +1 or -1 to one of ``dimensions``
+    buckets chosen by its BLAKE2 hash, so texts sharing words get similar vectors, and the
+    same text gets the same vector in every run and process.
+
+    Example::
+
+        backend = HashEmbeddingBackend(dimensions=16)
+        [a, b] = backend.embed(["delta lake tables", "tables in delta lake"])
+        assert a == b
+    """
+
+    def __init__(self, dimensions: int = 16) -> None:
+        if dimensions < 1:
+            raise ValueError("dimensions must be at least 1")
+        self.dimensions = dimensions
+
+    def _vector(self, text: str) -> list[float]:
+        words = [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS] or [""]
+        vector = [0.0] * self.dimensions
+        for word in words:
+            digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+            vector[(digest >> 1) % self.dimensions] += 1.0 if digest & 1 else -1.0
+        norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+        return [x / norm for x in vector]
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(text) for text in texts]
+
+    def respond(self, request: BackendRequest) -> BackendResult:
+        return _not_a_chat_model(request)
+
+
+class EmbeddingsBackend:
+    """Answers embedding requests with a LangChain ``Embeddings`` (``embed_documents``).
+
+    Example::
+
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+        with LocalEndpoint({"embed": DeterministicFakeEmbedding(size=8)}) as ep:
+            ...
+    """
+
+    def __init__(self, embeddings: Embeddings) -> None:
+        self.embeddings = embeddings
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        return [list(v) for v in self.embeddings.embed_documents(texts)]
+
+    def respond(self, request: BackendRequest) -> BackendResult:
+        return _not_a_chat_model(request)
+
+
+def _is_embeddings(obj: Any) -> bool:
+    from langchain_core.embeddings import Embeddings
+
+    return isinstance(obj, Embeddings)
+
+
 def _is_chat_model(obj: Any) -> bool:
     from langchain_core.language_models import BaseChatModel
 
@@ -368,8 +465,9 @@ def _is_responses_agent(obj: Any) -> bool:
 def as_backend(obj: Any) -> Backend:
     """Turn what a user passes to ``LocalEndpoint`` into a backend.
 
-    Accepts a backend, ``"echo"``, a path to a ``.json`` script, a LangChain chat model, an
-    MLflow ``ResponsesAgent``, a reply or list of replies (scripted), or a function.
+    Accepts a backend, ``"echo"``, a path to a ``.json`` script, a LangChain chat model or
+    ``Embeddings``, an MLflow ``ResponsesAgent``, a reply or list of replies (scripted), or a
+    function.
 
     Example::
 
@@ -389,6 +487,8 @@ def as_backend(obj: Any) -> Backend:
         return obj
     if _is_chat_model(obj):
         return ChatModelBackend(obj)
+    if _is_embeddings(obj):
+        return EmbeddingsBackend(obj)
     if callable(obj):
         return FunctionBackend(obj)
     raise TypeError(f"cannot serve {type(obj).__name__!r}: pass a Backend, a chat model or replies")

@@ -1,0 +1,100 @@
+"""``DatabricksServingEmbeddings``: LangChain embeddings from Databricks embedding endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from langchain_core.embeddings import Embeddings
+from pydantic import Field
+
+from langchain_dbx_serving._connection import DatabricksConnection
+from langchain_dbx_serving.protocols import embeddings as protocol
+
+__all__ = ["DatabricksServingEmbeddings"]
+
+
+class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
+    """Embeddings from a Databricks Model Serving endpoint (e.g. ``databricks-gte-large-en``).
+
+    Texts are sent in batches of ``batch_size`` (``{"input": [...]}``); async calls send the
+    batches concurrently, at most ``max_concurrency`` at a time. Vectors come back in the order
+    of the texts. Authentication, retries (429, 503, failed connections) and errors are the
+    same as the chat classes': ``host``/``token`` (or ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``,
+    or databricks-sdk's unified auth), typed errors such as ``RateLimitError`` and
+    ``MalformedResponseError``.
+
+    Example:
+        .. code-block:: python
+
+            from langchain_core.vectorstores import InMemoryVectorStore
+            from langchain_dbx_serving import DatabricksServingEmbeddings
+
+            embeddings = DatabricksServingEmbeddings(endpoint="databricks-gte-large-en")
+            vector = embeddings.embed_query("What is Delta Lake?")
+            store = InMemoryVectorStore.from_texts(["Delta Lake is ..."], embeddings)
+            store.similarity_search("delta", k=1)
+
+            # The OpenAI-compatible route, with extra body keys:
+            DatabricksServingEmbeddings(
+                endpoint="databricks-bge-large-en", route="embeddings", extra_body={"user": "ana"}
+            )
+    """
+
+    endpoint: str = Field(alias="model")
+    """Name of the serving endpoint (``model`` is accepted as an alias)."""
+    route: Literal["invocations", "embeddings"] = "invocations"
+    """``invocations`` POSTs ``/serving-endpoints/{endpoint}/invocations``; ``embeddings`` uses
+    the OpenAI-compatible ``/serving-endpoints/embeddings`` with ``"model": endpoint``."""
+    batch_size: int = Field(default=150, gt=0)
+    """Most texts sent in one request."""
+    max_concurrency: int = Field(default=8, gt=0)
+    """Most requests in flight at once in ``aembed_documents``."""
+    extra_body: dict[str, Any] | None = None
+    """Other keys to send at the top level of every request body."""
+
+    def _url(self) -> str:
+        if self.route == "embeddings":
+            return f"{self._root_url()}/embeddings"
+        return f"{self._root_url()}/{self.endpoint}/invocations"
+
+    def _body(self, texts: Sequence[str]) -> dict[str, Any]:
+        params = dict(self.extra_body or {})
+        if self.route == "embeddings":
+            params["model"] = self.endpoint
+        return protocol.encode_request(texts, params)
+
+    def _batches(self, texts: Sequence[str]) -> Iterator[list[str]]:
+        for start in range(0, len(texts), self.batch_size):
+            yield list(texts[start : start + self.batch_size])
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        reply = self.transport.post_json(self._url(), self._body(texts), endpoint=self.endpoint)
+        return protocol.decode_reply(reply, len(texts))
+
+    async def _aembed(self, texts: list[str], slots: asyncio.Semaphore) -> list[list[float]]:
+        async with slots:
+            reply = await self.transport.apost_json(
+                self._url(), self._body(texts), endpoint=self.endpoint
+            )
+        return protocol.decode_reply(reply, len(texts))
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts`` (in batches of ``batch_size``), one vector per text, in order."""
+        return [vector for batch in self._batches(texts) for vector in self._embed(batch)]
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one text."""
+        return self._embed([text])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents`; batches are sent concurrently (``max_concurrency``)."""
+        slots = asyncio.Semaphore(self.max_concurrency)
+        batches = list(self._batches(texts))
+        results = await asyncio.gather(*(self._aembed(batch, slots) for batch in batches))
+        return [vector for result in results for vector in result]
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query`."""
+        return (await self._aembed([text], asyncio.Semaphore(1)))[0]
