@@ -34,6 +34,8 @@ from langchain_dbx_serving.errors import (
 if TYPE_CHECKING:
     from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent, AgentResponse, AgentToolCall
     from langchain_dbx_serving.chat_models import ChatDatabricksResponses, ChatDatabricksServing
+    from langchain_dbx_serving.embeddings import DatabricksServingEmbeddings
+    from langchain_dbx_serving.router import EndpointRouter, Route, RouteResult
     from langchain_dbx_serving.tracing import (
         CollectedTrace,
         Span,
@@ -53,6 +55,10 @@ _LAZY = {
     "ChatDatabricksResponses": "langchain_dbx_serving.chat_models",
     "ChatDatabricksServing": "langchain_dbx_serving.chat_models",
     "CollectedTrace": "langchain_dbx_serving.tracing",
+    "DatabricksServingEmbeddings": "langchain_dbx_serving.embeddings",
+    "EndpointRouter": "langchain_dbx_serving.router",
+    "Route": "langchain_dbx_serving.router",
+    "RouteResult": "langchain_dbx_serving.router",
     "Span": "langchain_dbx_serving.tracing",
     "Trace": "langchain_dbx_serving.tracing",
     "TraceCollector": "langchain_dbx_serving.tracing",
@@ -73,12 +79,16 @@ __all__ = [
     "ChatDatabricksServing",
     "CollectedTrace",
     "ConfigurationError",
+    "DatabricksServingEmbeddings",
     "DatabricksServingError",
     "EndpointNotFoundError",
+    "EndpointRouter",
     "MalformedResponseError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseError",
+    "Route",
+    "RouteResult",
     "ServerError",
     "ServiceUnavailableError",
     "ServingConnectionError",

@@ -30,6 +30,38 @@ EXPECTED = {
         "tool lookup_order: {'order_id': 42} -> shipped yesterday via UPS",
         "astream_events custom events: ['databricks_trace']",
     ],
+    "03_rag.py": [
+        "indexed 5 documents",
+        "A: Delta Lake adds ACID transactions and time travel to Parquet tables. [delta.md]",
+        "sources: ['delta.md', 'vector.md']",
+        "A: Model Serving exposes models and agents as REST endpoints that autoscale. [serving.md]",
+        "sources: ['serving.md', 'unity.md']",
+    ],
+    "04_tool_agent_loop.py": [
+        "question: What's the weather in Paris?",
+        "step 1: get_weather({'city': 'Paris'}) -> 18 C in Paris",
+        "answer: It is 18 C in Paris.",
+        "step 1: get_weather({'city': 'Tokyo'}) -> 24 C in Tokyo",
+        "step 2: celsius_to_fahrenheit({'celsius': 24.0}) -> 75.2 F",
+        "answer: It is 24 C in Tokyo = 75.2 F.",
+    ],
+    "05_routing_with_fallbacks.py": [
+        "question: Where is my order 42?\n  route: shipping | fell_back_from: []\n"
+        "  answer: Order 42 is in transit, now at the Lyon hub.",
+        "question: I was charged twice, can I get a refund?\n"
+        "  route: general | fell_back_from: ['billing']\n  answer: General help: ",
+        "question: Do you have gift cards?\n  route: general | fell_back_from: []",
+        "streaming: General |help: |",
+        "May.) |for |our |team.||\n  route: general | fell_back_from: ['billing']",
+    ],
+    "06_langgraph_agents.py": [
+        "human: What is our return policy?\n"
+        "ai: Facts: returns accepted within 30 days; refunds take 5 business days.\n"
+        "ai: For new customers: Returns accepted within 30 days;",
+        "writer custom_outputs: {'audience': 'new customers'}",
+        "  research -> Facts: returns accepted within 30 days;",
+        "  write -> For new customers: Returns accepted",
+    ],
     "07_testing_with_cassettes.py": [
         "07_testing_with_cassettes.py::test_chain_answers PASSED",
         "07_testing_with_cassettes.py::test_chain_streams PASSED",
