@@ -1,0 +1,110 @@
+"""The table (Markdown, with each figure's ratio to ``ChatDatabricksServing``) and the chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+REFERENCE = "serving"
+
+COLUMNS = {
+    "serving": "ChatDatabricksServing (ours)",
+    "responses": "ChatDatabricksResponses (ours)",
+    "databricks": "ChatDatabricks",
+    "openai": "ChatOpenAI",
+    "floor": "minimal LangChain model over httpx",
+    "httpx": "raw httpx",
+}
+
+# key in the results, row title, unit, format of the value
+METRICS = [
+    ("invoke_cpu_us", "CPU per invoke", "us", "{:,.0f}"),
+    ("invoke_wall_us", "wall per invoke", "us", "{:,.0f}"),
+    ("chunk_cpu_us", "CPU per streamed chunk", "us", "{:,.1f}"),
+    ("batch_wall_s", "abatch 1,000 @ 64: wall", "s", "{:,.2f}"),
+    ("batch_cpu_s", "abatch 1,000 @ 64: CPU", "s", "{:,.2f}"),
+    ("import_s", "import time", "s", "{:,.2f}"),
+    ("rss_after_import_mib", "RSS after import", "MiB", "{:,.0f}"),
+    ("batch_peak_rss_mib", "peak RSS during abatch", "MiB", "{:,.0f}"),
+]
+
+
+def _cell(value: float | None, reference: float | None, fmt: str) -> str:
+    if value is None:
+        return "n/a"
+    text = fmt.format(value)
+    if reference:
+        text += f" ({value / reference:.2f}x)"
+    return text
+
+
+def table(clients: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table: one row per figure, one column per client, ratios to ours."""
+    names = [name for name in COLUMNS if name in clients]
+    reference = clients.get(REFERENCE, {})
+    lines = [
+        "| figure | " + " | ".join(COLUMNS[name] for name in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for key, title, unit, fmt in METRICS:
+        cells = [_cell(clients[name].get(key), reference.get(key), fmt) for name in names]
+        lines.append(f"| {title} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def interleaved_table(result: dict[str, dict[str, float]]) -> str:
+    """The cross-check: CPU figures with every client in one process, taking turns."""
+    names = [name for name in COLUMNS if name in result]
+    lines = [
+        "| figure (clients interleaved) | " + " | ".join(COLUMNS[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for kind, title, fmt in (
+        ("invoke", "CPU per invoke", "{:,.0f}"),
+        ("chunk", "CPU per streamed chunk", "{:,.1f}"),
+    ):
+        cells = [
+            f"{fmt.format(result[n][f'{kind}_cpu_us'])} ({result[n][f'{kind}_ratio']:.2f}x)"
+            for n in names
+        ]
+        lines.append(f"| {title} (us) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chart(clients: dict[str, dict[str, Any]], path: Path, subtitle: str) -> None:
+    """One horizontal bar panel per figure; our classes in blue, the peers in grey/orange."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name in COLUMNS if name in clients]
+    colours = {
+        "serving": "#1f5fbf",
+        "responses": "#5b8fd9",
+        "databricks": "#e07b39",
+        "openai": "#8c8c8c",
+        "floor": "#b5b5b5",
+        "httpx": "#d6d6d6",
+    }
+    figure, axes = plt.subplots(2, 4, figsize=(15, 6.2))
+    for axis, (key, title, unit, fmt) in zip(axes.flat, METRICS, strict=True):
+        values = [clients[name].get(key) or 0.0 for name in names]
+        rows = range(len(names))
+        axis.barh(rows, values, color=[colours[name] for name in names])
+        axis.set_yticks(list(rows), [COLUMNS[name].replace(" over httpx", "") for name in names])
+        axis.invert_yaxis()
+        axis.set_title(f"{title} ({unit})", fontsize=10)
+        axis.tick_params(labelsize=8)
+        axis.margins(x=0.28)
+        for row, value in zip(rows, values, strict=True):
+            axis.text(value, row, " " + fmt.format(value), va="center", fontsize=8)
+        if axis not in axes[:, 0]:
+            axis.set_yticklabels([])
+    figure.suptitle(
+        "langchain-dbx-serving vs peers, one local server (lower is better)\n" + subtitle,
+        fontsize=11,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
