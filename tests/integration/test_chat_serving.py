@@ -6,20 +6,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from langchain_dbx_serving import ChatDatabricksServing
 from langchain_dbx_serving.testing import Quirks, Reply, ToolStep
 from tests.conftest import queue
-
-
-def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
+from tests.support.calls import aggregate
 
 
 # -- the four call paths ------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from langchain_core.messages import (
-    AIMessage,
     AIMessageChunk,
     BaseMessage,
     HumanMessage,
@@ -22,6 +21,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 
 from langchain_dbx_serving import AgentError, ChatDatabricksResponses, ServerError
+from tests.support.calls import aggregate, ask
 
 if TYPE_CHECKING:
     from tests.support.agentserver import AgentServerProcess
@@ -31,24 +31,6 @@ TRACE_ID = re.compile(r"tr-[0-9a-f]{32}")
 # What tests/support/agent_app.py answers (kept literal: a change there should show up here).
 ERROR_MESSAGE = "agent exploded on purpose"
 AGENT_USAGE = {"input_tokens": 5, "output_tokens": 3, "total_tokens": 8}
-
-
-def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
-
-
-async def ask(llm: Runnable, prompt: Any, mode: str, **kwargs: Any) -> AIMessage:
-    """One call through ``mode``; streams are aggregated into one message."""
-    if mode == "invoke":
-        return llm.invoke(prompt, **kwargs)
-    if mode == "ainvoke":
-        return await llm.ainvoke(prompt, **kwargs)
-    if mode == "stream":
-        return aggregate(list(llm.stream(prompt, **kwargs)))
-    return aggregate([chunk async for chunk in llm.astream(prompt, **kwargs)])
 
 
 async def chunks_of(llm: Runnable, prompt: Any, mode: str) -> list[AIMessageChunk]:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     HumanMessage,
     SystemMessage,
@@ -29,27 +28,9 @@ from langchain_dbx_serving import (
 from langchain_dbx_serving.testing import LocalEndpoint, Quirks, RawReply, Reply, ToolStep
 from langchain_dbx_serving.transport import client as transport_client
 from tests.conftest import queue
+from tests.support.calls import MODES, aggregate, ask
 
 TRACE_HEADER = "x-mlflow-return-trace-id"
-MODES = ["invoke", "ainvoke", "stream", "astream"]
-
-
-def aggregate(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    total = chunks[0]
-    for chunk in chunks[1:]:
-        total = total + chunk
-    return total
-
-
-async def ask(llm: Runnable, prompt: Any, mode: str, **kwargs: Any) -> AIMessage:
-    """One call through ``mode``; streams are aggregated into one message."""
-    if mode == "invoke":
-        return llm.invoke(prompt, **kwargs)
-    if mode == "ainvoke":
-        return await llm.ainvoke(prompt, **kwargs)
-    if mode == "stream":
-        return aggregate(list(llm.stream(prompt, **kwargs)))
-    return aggregate([chunk async for chunk in llm.astream(prompt, **kwargs)])
 
 
 def blocks(message: BaseMessage, kind: str) -> list[dict[str, Any]]:
