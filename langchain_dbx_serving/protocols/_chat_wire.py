@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
 from langchain_dbx_serving.protocols._common import (
     databricks_output_metadata,
+    lenient_json,
     map_usage,
     preview,
 )
@@ -256,7 +257,7 @@ def parse_arguments(arguments: Any) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(arguments, str):
         return None, f"arguments are a {type(arguments).__name__}, not a JSON string"
     try:
-        parsed = json.loads(arguments, strict=False)
+        parsed = lenient_json(arguments)
     except ValueError as exc:
         return None, f"arguments are not valid JSON ({exc})"
     if not isinstance(parsed, dict):

@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
 from langchain_dbx_serving.protocols._common import (
+    lenient_json,
     preview,
 )
 
@@ -220,7 +221,7 @@ def parse_arguments(arguments: str) -> tuple[dict[str, Any] | None, str | None]:
         return {}, None
     try:
         # strict=False: recorded traffic has raw control characters inside argument strings.
-        value = json.loads(arguments, strict=False)
+        value = lenient_json(arguments)
     except ValueError as exc:
         return None, f"the arguments are not valid JSON: {exc}"
     if not isinstance(value, dict):
