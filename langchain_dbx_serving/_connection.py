@@ -56,6 +56,14 @@ class DatabricksConnection(BaseModel):
 
     _transport: Transport | None = PrivateAttr(default=None)
 
+    def __getstate__(self) -> dict[Any, Any]:
+        # Injected httpx clients hold locks and sockets and belong to this process: a copy
+        # (Spark executors, multiprocessing) builds its own pooled clients instead.
+        state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        fields.update(http_client=None, http_async_client=None)
+        return {**state, "__dict__": fields}
+
     @property
     def transport(self) -> Transport:
         """The HTTP transport, created on first use and reused (its pools) across calls."""

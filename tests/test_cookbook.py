@@ -67,6 +67,22 @@ EXPECTED = {
         "07_testing_with_cassettes.py::test_chain_streams PASSED",
         "2 passed",
     ],
+    "08_dataset_at_scale.py": [
+        "dataset: 300 reviews, max_concurrency=16",
+        "progress [##########----------] 150/300 rows",
+        "progress [####################] 300/300 rows",
+        "labels: {'negative': 100, 'neutral': 100, 'positive': 100}",
+        "agreement with expected labels: 300/300",
+        "rows failed: 0",
+        "rate limited: the endpoint sent 33 replies 429 (Retry-After: 0)",
+        "retries by the transport: {'429': 33}, 429s absorbed: 33",
+    ],
+    "09_spark_mapinpandas.py": [
+        "dataset: 300 reviews in 4 partitions",
+        "the endpoint served 333 requests, 33 of them 429 (retried by the executors)",
+        "labels: {'negative': 100, 'neutral': 100, 'positive': 100}",
+        "first rows: [('r000', 'positive'), ('r001', 'negative'), ('r002', 'neutral')]",
+    ],
 }
 
 
