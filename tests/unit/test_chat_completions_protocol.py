@@ -26,6 +26,7 @@ from langchain_dbx_serving.errors import (
     MalformedResponseError,
 )
 from langchain_dbx_serving.protocols.chat_completions import decode_reply, encode_request
+from tests.support.strategies import json_values
 
 LLAMA = "databricks-meta-llama-3-3-70b-instruct"
 CLAUDE_BEDROCK_ID = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -660,13 +661,6 @@ def test_replies_of_an_impossible_shape_raise_malformed_response_error(body: Any
 
 
 # Arbitrary JSON, and arbitrary values inside a plausible chat-completions skeleton.
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
 keys = st.sampled_from(
     ["content", "role", "tool_calls", "reasoning_content", "function", "arguments", "name", "id",
      "index", "type", "text", "summary", "signature", "refusal", "error", "message"]

@@ -26,6 +26,7 @@ from langchain_dbx_serving.errors import (
     StreamInterruptedError,
 )
 from langchain_dbx_serving.protocols.chat_completions import StreamDecoder, decode_reply
+from tests.support.strategies import json_values
 
 CLAUDE = "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
 GPT = "gpt-4o-2024-08-06"
@@ -756,13 +757,6 @@ def test_any_split_of_tool_arguments_aggregates_to_the_same_call(
     assert (call["id"], call["name"], call["args"]) == ("c1", "f", arguments)
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=12,
-)
 wire_keys = st.sampled_from(
     ["content", "role", "tool_calls", "reasoning_content", "function", "arguments", "name", "id",
      "index", "type", "text", "summary", "signature", "delta", "finish_reason", "usage",
