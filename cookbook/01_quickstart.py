@@ -50,7 +50,8 @@ def main() -> None:
 
         print("stream:", end=" ")
         for chunk in llm.stream("What is the speed of light?"):
-            print(chunk.text, end="|", flush=True)
+            if chunk.text:  # the last chunks carry only usage and finish_reason
+                print(chunk.text, end="|", flush=True)
         print()
 
         answers = llm.batch(["largest planet?", "capital of France?"])

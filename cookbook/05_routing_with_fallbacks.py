@@ -121,7 +121,8 @@ def main() -> None:
 
         print("\nstreaming:", end=" ")
         for chunk in router.stream("Please send me the invoice for May."):
-            print(chunk.output.text, end="|", flush=True)
+            if chunk.output.text:
+                print(chunk.output.text, end="|", flush=True)
         print(f"\n  route: {chunk.route} | fell_back_from: {chunk.fell_back_from}")
 
 

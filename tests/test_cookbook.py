@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     "01_quickstart.py": [
         "invoke: Paris.",
-        "stream: About |299,792 |km |per |second.|",
+        "stream: About |299,792 |km |per |second.|\n",  # no empty trailing chunks
         "batch: ['Jupiter.', 'Paris.']",
         "custom_outputs: {'answered_for': 'ana'}",
         "trace id: tr-",
@@ -52,7 +53,7 @@ EXPECTED = {
         "  route: general | fell_back_from: ['billing']\n  answer: General help: ",
         "question: Do you have gift cards?\n  route: general | fell_back_from: []",
         "streaming: General |help: |",
-        "May.) |for |our |team.||\n  route: general | fell_back_from: ['billing']",
+        "May.) |for |our |team.|\n  route: general | fell_back_from: ['billing']",
     ],
     "06_langgraph_agents.py": [
         "human: What is our return policy?\n"
@@ -99,6 +100,9 @@ def test_every_script_has_expectations() -> None:
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
 def test_script_runs_offline(script: str) -> None:
+    if script.startswith("09_") and shutil.which("java") is None:
+        # CI checks that Java is present (.ci/run), so this never skips there.
+        pytest.skip("cookbook/09 runs Spark in local mode, which needs Java 17+ on PATH")
     result = subprocess.run(
         [sys.executable, str(ROOT / "cookbook" / script)],
         capture_output=True,
