@@ -10,6 +10,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
+from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.protocols import embeddings as protocol
 
 __all__ = ["DatabricksServingEmbeddings"]
@@ -57,7 +58,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
     def _url(self) -> str:
         if self.route == "embeddings":
             return f"{self._root_url()}/embeddings"
-        return f"{self._root_url()}/{self.endpoint}/invocations"
+        return f"{self._root_url()}/{endpoint_segment(self.endpoint)}/invocations"
 
     def _body(self, texts: Sequence[str]) -> dict[str, Any]:
         params = dict(self.extra_body or {})

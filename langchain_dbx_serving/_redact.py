@@ -1,0 +1,248 @@
+"""One redaction function for every text that leaves the package: :func:`redact`.
+
+Servers echo what they receive. A token echoed back in an error body, an SSE ``error`` event or a
+malformed event must not reach our exception messages, logs or callback payloads, in whatever
+encoding the server chose. :func:`redact` masks:
+
+- the *active* credentials (every secret a request of this process carried: see
+  :func:`remember`), in their common encodings, character by character, so mixed forms match
+  too: raw, JSON ``\\uXXXX`` / ``\\/`` escapes, URL percent-encoding (any case), HTML numeric and
+  named entities; plus the base64 of any text holding the secret (``token:<secret>`` for HTTP
+  Basic, ``<secret>`` alone), in the standard and URL-safe alphabets;
+- every token *shape*, active or not: Databricks ``dapi``/``dose``/``doau`` tokens, JWTs, Google
+  ``ya29.`` access tokens, ``Bearer``/``Basic`` credentials and ``client_secret``-like fields
+  (the token shapes the cassette scanner flags), also when the text is JSON-, URL- or
+  HTML-encoded.
+
+:class:`~langchain_dbx_serving.errors.DatabricksServingError` passes its message and every
+server-provided field through :func:`redact` when it is built, so no error of ours can carry a
+secret, whichever module raised it.
+
+Example:
+    >>> remember("dapi" + "0" * 32)
+    >>> redact("echo: %64api" + "0" * 32)
+    'echo: ***'
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+from urllib.parse import unquote
+
+__all__ = [
+    "MASK",
+    "SECRET_HEADERS",
+    "forget_all",
+    "redact",
+    "redact_value",
+    "remember",
+    "secrets_in",
+]
+
+MASK = "***"
+MIN_SECRET = 8
+"""Shorter values are not masked by value (they would mangle ordinary text); shapes still are."""
+_MAX_REMEMBERED = 64
+
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-databricks-azure-sp-management-token",
+        "x-databricks-gcp-sa-access-token",
+    }
+)
+"""Request headers (lowercase) whose values are credentials (databricks-sdk sets the last two)."""
+
+# Token shapes, whatever the credential in use. Kept in step with testing/scan.py.
+_HEX32 = r"[0-9a-fA-F]{32}"
+_VALUE = r"(?:[A-Za-z0-9._~+/=-]|%[0-9A-Fa-f]{2})"
+_SHAPES = re.compile(
+    "|".join(
+        [
+            rf"\bdapi{_HEX32}(?:-\d+)?",
+            rf"\bdose{_HEX32}",
+            rf"\bdoau{_HEX32}",
+            r"\beyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*",
+            r"\bya29\.[\w-]{20,}",
+            rf"(?<=Bearer )\s*{_VALUE}{{8,}}",
+            r"(?<=Basic )\s*[A-Za-z0-9+/=]{8,}",
+            rf"(?i:(?<=client_secret=)|(?<=access_token=)|(?<=refresh_token=)){_VALUE}{{8,}}",
+            r"""(?i:(?<="client_secret": ")|(?<="client_secret":")|(?<="access_token": ")"""
+            r"""|(?<="access_token":")|(?<="refresh_token": ")|(?<="refresh_token":"))[^"]{8,}""",
+        ]
+    ),
+    re.IGNORECASE,
+)
+
+_lock = threading.Lock()
+_remembered: OrderedDict[str, None] = OrderedDict()
+
+
+def remember(*secrets: str | None) -> None:
+    """Register credential values to mask wherever they appear (the most recent 64 are kept)."""
+    with _lock:
+        for secret in secrets:
+            if secret and len(secret) >= MIN_SECRET:
+                _remembered.pop(secret, None)
+                _remembered[secret] = None
+        while len(_remembered) > _MAX_REMEMBERED:
+            _remembered.popitem(last=False)
+
+
+def forget_all() -> None:
+    """Forget every remembered secret (tests)."""
+    with _lock:
+        _remembered.clear()
+
+
+def secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credential values of request headers (``Bearer``/``Basic`` stripped), remembered."""
+    out = []
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS and isinstance(value, str):
+            scheme, _, credential = value.partition(" ")
+            out.append(credential.strip() if credential else scheme)
+            if scheme.lower() == "basic" and credential:
+                out.extend(_basic_parts(credential.strip()))
+    remember(*out)
+    return tuple(s for s in out if len(s) >= MIN_SECRET)
+
+
+def _basic_parts(encoded: str) -> list[str]:
+    try:
+        _user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [password] if password else []
+
+
+def _char_forms(char: str) -> str:
+    """A regex alternation of the encodings of one character."""
+    code = ord(char)
+    forms = {re.escape(char)}
+    hex2 = f"{code:02x}"
+    forms.add("%" + "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in hex2))
+    forms.add(r"\\u0*" + "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in hex2))
+    forms.add(rf"&#0*{code};?")
+    forms.add("&#[xX]0*" + "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in hex2) + ";?")
+    if char == "/":
+        forms.add(r"\\/")
+    named = _NAMED_ENTITIES.get(char)
+    if named:
+        forms.add(re.escape(named))
+    return "(?:" + "|".join(sorted(forms, key=len, reverse=True)) + ")"
+
+
+_NAMED_ENTITIES = {
+    "+": "&plus;",
+    "/": "&sol;",
+    "=": "&equals;",
+    ".": "&period;",
+    "_": "&lowbar;",
+    ":": "&colon;",
+    "&": "&amp;",
+}
+
+
+def _base64_cores(secret: str) -> set[str]:
+    """Substrings every base64 encoding of a text holding ``secret`` contains, at each of the
+    three byte alignments, in both alphabets (the edge characters mix in neighbouring bytes)."""
+    raw = secret.encode()
+    cores = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()
+        start = -(-8 * shift // 6)
+        end = (8 * (shift + len(raw))) // 6
+        core = encoded[start:end]
+        if len(core) >= MIN_SECRET:
+            cores.add(core)
+            cores.add(core.replace("+", "-").replace("/", "_"))
+    return cores
+
+
+@lru_cache(maxsize=256)
+def _pattern(secret: str) -> re.Pattern[str]:
+    encoded = "".join(_char_forms(c) for c in secret)
+    cores = "|".join(re.escape(c) for c in sorted(_base64_cores(secret), key=len, reverse=True))
+    return re.compile(f"{encoded}|{cores}" if cores else encoded)
+
+
+def _decoded_views(text: str) -> list[str]:
+    """``text`` as a reader would see it once JSON escapes, URL or HTML encoding are undone."""
+    views = []
+    if "\\u" in text or "\\/" in text:
+        try:
+            views.append(json.loads('"' + text.replace('"', '\\"') + '"'))
+        except ValueError:
+            views.append(re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text))
+    if "%" in text:
+        views.append(unquote(text))
+    if "&" in text:
+        views.append(html.unescape(text))
+    return [v for v in views if v != text]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every remembered credential (and ``secrets``), in any common encoding, and
+    every token-shaped string replaced by ``***``.
+
+    Example:
+        >>> redact("Authorization: Bearer abcdefgh12345678")
+        'Authorization: Bearer ***'
+    """
+    if not text:
+        return text
+    with _lock:
+        active = list(_remembered)
+    active += [s for s in secrets if s and len(s) >= MIN_SECRET]
+    ordered = sorted(set(active), key=len, reverse=True)
+    for _ in range(3):  # an encoding inside an encoding is undone too, a few levels deep
+        for secret in ordered:
+            text = _pattern(secret).sub(MASK, text)
+        text = _SHAPES.sub(MASK, text)
+        # A secret hidden by an encoding the character forms do not cover (a token shape in
+        # a JSON-escaped "Bearer", a double encoding): show the decoded text instead.
+        hidden = [v for v in _decoded_views(text) if _leaks(v, ordered)]
+        if not hidden:
+            return text
+        text = hidden[0]
+    return MASK
+
+
+def _leaks(text: str, secrets: list[str]) -> bool:
+    return bool(_SHAPES.search(text)) or any(_pattern(s).search(text) for s in secrets)
+
+
+def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """:func:`redact` applied to every string inside ``value`` (dicts, lists, tuples, bytes,
+    LangChain messages and their chunks); other values are returned as they are."""
+    secrets = tuple(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+        cleaned = redact(text, secrets)
+        return value if cleaned == text else cleaned.encode()
+    if isinstance(value, Mapping):
+        return {k: redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, secrets) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact_value(v, secrets) for v in value)
+    content = getattr(value, "content", None)
+    if content is not None and hasattr(value, "model_copy"):
+        update: dict[str, Any] = {"content": redact_value(content, secrets)}
+        extra = getattr(value, "additional_kwargs", None)
+        if extra:
+            update["additional_kwargs"] = redact_value(extra, secrets)
+        return value.model_copy(update=update)
+    return value
