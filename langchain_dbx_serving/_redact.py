@@ -27,17 +27,21 @@ Example:
 from __future__ import annotations
 
 import base64
+import functools
 import html
+import inspect
 import json
 import re
 import threading
+import traceback
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 __all__ = [
+    "clears_frames",
     "MASK",
     "SECRET_HEADERS",
     "forget_all",
@@ -50,7 +54,7 @@ __all__ = [
 MASK = "***"
 MIN_SECRET = 8
 """Shorter values are not masked by value (they would mangle ordinary text); shapes still are."""
-_MAX_REMEMBERED = 64
+_MAX_REMEMBERED = 32
 
 SECRET_HEADERS = frozenset(
     {
@@ -88,7 +92,7 @@ _remembered: OrderedDict[str, None] = OrderedDict()
 
 
 def remember(*secrets: str | None) -> None:
-    """Register credential values to mask wherever they appear (the most recent 64 are kept)."""
+    """Register credential values to mask wherever they appear (the most recent 32 are kept)."""
     with _lock:
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET:
@@ -153,7 +157,8 @@ _NAMED_ENTITIES = {
 }
 
 
-def _base64_cores(secret: str) -> set[str]:
+@lru_cache(maxsize=256)
+def _base64_cores(secret: str) -> frozenset[str]:
     """Substrings every base64 encoding of a text holding ``secret`` contains, at each of the
     three byte alignments, in both alphabets (the edge characters mix in neighbouring bytes)."""
     raw = secret.encode()
@@ -166,14 +171,48 @@ def _base64_cores(secret: str) -> set[str]:
         if len(core) >= MIN_SECRET:
             cores.add(core)
             cores.add(core.replace("+", "-").replace("/", "_"))
-    return cores
+    return frozenset(cores)
 
 
 @lru_cache(maxsize=256)
-def _pattern(secret: str) -> re.Pattern[str]:
+def _source(secret: str) -> str:
     encoded = "".join(_char_forms(c) for c in secret)
     cores = "|".join(re.escape(c) for c in sorted(_base64_cores(secret), key=len, reverse=True))
-    return re.compile(f"{encoded}|{cores}" if cores else encoded)
+    return f"{encoded}|{cores}" if cores else encoded
+
+
+@lru_cache(maxsize=16)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for all ``secrets`` (longest first), matched in a single pass."""
+    return re.compile("|".join(f"(?:{_source(s)})" for s in secrets))
+
+
+_ANY_ESCAPE = re.compile(
+    r"\\u([0-9a-fA-F]{4})|%([0-9a-fA-F]{2})|&#(\d{1,7});?|&#[xX]([0-9a-fA-F]{1,6});?|\\(/)"
+)
+
+
+def _unescape_char(match: re.Match[str]) -> str:
+    u, pct, dec, hexa, slash = match.groups()
+    if slash:
+        return "/"
+    try:
+        return chr(int(u or pct or hexa, 16) if not dec else int(dec))
+    except (ValueError, OverflowError):
+        return match.group()
+
+
+def _may_hold(text: str, secrets: tuple[str, ...]) -> bool:
+    """A fast check that ``text`` may hold one of ``secrets`` in some encoding: each escape
+    form decoded at once (mixed forms too), then plain substring tests."""
+    plain = html.unescape(_ANY_ESCAPE.sub(_unescape_char, text)) if _ESCAPES.search(text) else text
+    for secret in secrets:
+        if secret in plain or any(core in text for core in _base64_cores(secret)):
+            return True
+    return False
+
+
+_ESCAPES = re.compile(r"[\\%&]")
 
 
 def _decoded_views(text: str) -> list[str]:
@@ -204,10 +243,10 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     with _lock:
         active = list(_remembered)
     active += [s for s in secrets if s and len(s) >= MIN_SECRET]
-    ordered = sorted(set(active), key=len, reverse=True)
+    ordered = tuple(sorted(set(active), key=len, reverse=True))
     for _ in range(3):  # an encoding inside an encoding is undone too, a few levels deep
-        for secret in ordered:
-            text = _pattern(secret).sub(MASK, text)
+        if ordered and _may_hold(text, ordered):
+            text = _pattern(ordered).sub(MASK, text)
         text = _SHAPES.sub(MASK, text)
         # A secret hidden by an encoding the character forms do not cover (a token shape in
         # a JSON-escaped "Bearer", a double encoding): show the decoded text instead.
@@ -218,8 +257,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return MASK
 
 
-def _leaks(text: str, secrets: list[str]) -> bool:
-    return bool(_SHAPES.search(text)) or any(_pattern(s).search(text) for s in secrets)
+def _leaks(text: str, secrets: tuple[str, ...]) -> bool:
+    return bool(_SHAPES.search(text)) or bool(secrets and _may_hold(text, secrets))
 
 
 def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
@@ -246,3 +285,70 @@ def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
             update["additional_kwargs"] = redact_value(extra, secrets)
         return value.model_copy(update=update)
     return value
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _cleared(exc: BaseException) -> None:
+    """Drop the local variables of the finished frames an error passed through: they hold the
+    raw bytes a server sent (an echoed credential among them), and a traceback formatted with
+    its frames' locals (pytest ``--showlocals``, error trackers) would show them. File names and
+    line numbers stay."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
+def clears_frames(func: _F) -> _F:
+    """Decorate a call path (function, coroutine, generator or async generator) so that a
+    :class:`~langchain_dbx_serving.errors.DatabricksServingError` leaving it carries no frame
+    locals from below it (see :func:`_cleared`)."""
+    from langchain_dbx_serving.errors import DatabricksServingError
+
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        async def agen(*args: Any, **kwargs: Any) -> Any:
+            try:
+                async for item in func(*args, **kwargs):
+                    yield item
+            except DatabricksServingError as exc:
+                _cleared(exc)
+                raise
+
+        return agen  # type: ignore[return-value]
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def gen(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from func(*args, **kwargs)
+            except DatabricksServingError as exc:
+                _cleared(exc)
+                raise
+
+        return gen  # type: ignore[return-value]
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def coro(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await func(*args, **kwargs)
+            except DatabricksServingError as exc:
+                _cleared(exc)
+                raise
+
+        return coro  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DatabricksServingError as exc:
+            _cleared(exc)
+            raise
+
+    return call  # type: ignore[return-value]

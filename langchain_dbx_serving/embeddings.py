@@ -11,6 +11,7 @@ from pydantic import Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving._paths import endpoint_segment
+from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.protocols import embeddings as protocol
 
 __all__ = ["DatabricksServingEmbeddings"]
@@ -81,6 +82,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
             )
         return protocol.decode_reply(reply, len(texts))
 
+    @clears_frames
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` (in batches of ``batch_size``), one vector per text, in order."""
         return [vector for batch in self._batches(texts) for vector in self._embed(batch)]
@@ -89,6 +91,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
         """Embed one text."""
         return self._embed([text])[0]
 
+    @clears_frames
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`; batches are sent concurrently (``max_concurrency``)."""
         slots = asyncio.Semaphore(self.max_concurrency)

@@ -64,6 +64,11 @@ _SERVER_HINT = "the endpoint failed while serving the request; retry later or ch
 
 
 def _hint(status: int) -> str:
+    if 300 <= status < 400:
+        return (
+            "the server redirected the request, and redirects are not followed (the token must "
+            "not go to another URL): point host= / base_url= at the final URL"
+        )
     if status in _HINTS:
         return _HINTS[status]
     return _SERVER_HINT if status >= 500 else "check the request"
@@ -168,6 +173,8 @@ def status_error(
     text = redact(body.decode("utf-8", "replace"), secrets)
     code, message, parsed = parse_error_body(text)
     message = message or response.reason_phrase or "no error message"
+    if 300 <= status < 400 and response.headers.get("location"):
+        message = f"{message} (to {_origin(response.headers['location'])})"
     who = f"endpoint {endpoint!r}" if endpoint else f"{response.request.url}"
     code_part = f" {code}" if code else ""
     summary = f"{who} returned {status}{code_part}: {message} — {_hint(status)}{_gave_up(retries)}"
@@ -180,6 +187,12 @@ def status_error(
         body=parsed if parsed is not None else text[:2000],
         retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
+
+
+def _origin(url: str) -> str:
+    """The scheme and host of a URL, not its path or query (they may hold anything)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else "a relative URL"
 
 
 def _describe(exc: httpx.HTTPError) -> str:

@@ -276,7 +276,7 @@ class Transport:
                 failure = exc
                 error, retryable = self._connection_failure(exc, call)
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a redirect is not followed: an error
                     return response
                 # A server may echo the token in an error body: drop it before raising, so
                 # that a traceback formatted with its frames' locals cannot show it.
@@ -367,7 +367,7 @@ class Transport:
                 pool.release()
                 raise
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a redirect is not followed: an error
                     return response, pool
                 try:
                     error_body = await aread_error_body(response)
