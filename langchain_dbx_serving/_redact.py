@@ -45,6 +45,7 @@ __all__ = [
     "MASK",
     "SECRET_HEADERS",
     "forget_all",
+    "mask_encoded",
     "redact",
     "redact_value",
     "remember",
@@ -255,6 +256,17 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
             return text
         text = hidden[0]
     return MASK
+
+
+def mask_encoded(text: str, secrets: Iterable[str], mask: str = MASK) -> str:
+    """``text`` with ``secrets`` (only these, no shapes) replaced by ``mask`` in every encoding
+    :func:`redact` knows; the cassette scrubbers use it with their own placeholder."""
+    ordered = tuple(
+        sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True)
+    )
+    if not ordered or not _may_hold(text, ordered):
+        return text
+    return _pattern(ordered).sub(mask, text)
 
 
 def _leaks(text: str, secrets: tuple[str, ...]) -> bool:

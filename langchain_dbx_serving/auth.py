@@ -214,12 +214,18 @@ def resolve(
     return SdkCredentials(sdk_config(host=host) if host else sdk_config())
 
 
+_LOCAL_SETTINGS = frozenset({"auth_type", "config_file"})
+
+
 def public_config(config: Any) -> dict[str, Any]:
-    """The settings of a databricks-sdk ``Config`` that are not secrets (host, profile,
-    auth type, client id, ...), to build an equivalent ``Config`` in another process."""
+    """The settings of a databricks-sdk ``Config`` that are not secrets (host, profile, client
+    id, ...), to build an equivalent ``Config`` in another process. The auth type and config
+    file are left out: they were found on this machine, and the other resolves its own."""
     out = {}
     for attribute in type(config).attributes():
         value = getattr(config, attribute.name, None)
+        if attribute.name in _LOCAL_SETTINGS:
+            continue
         if value is not None and not attribute.sensitive:
             out[attribute.name] = value
     return out

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from langchain_dbx_serving._redact import mask_encoded
 from langchain_dbx_serving.testing import _codec
 from langchain_dbx_serving.testing.scan import SECRET_PATTERNS
 
@@ -197,8 +198,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` without secrets, token-shaped strings or workspace host names."""
-        for secret in self.secrets:
-            text = text.replace(secret, "<redacted>")
+        text = mask_encoded(text, self.secrets, "<redacted>")
         for kind, pattern in SECRET_PATTERNS:
             label = f"<redacted:{kind.split(' (')[0].lower().replace(' ', '-')}>"
             text = pattern.sub(lambda m, label=label: _replace_secret(m, label), text)

@@ -43,7 +43,7 @@ def debug_logs() -> Iterator[_Collect]:
     try:
         yield handler
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(handler)
             logger.setLevel(level)
 

@@ -69,7 +69,7 @@ def test_a_token_read_from_a_file_works(workspace: Workspace, padding: str, tmp_
     (tmp_path / "token").write_text(token + padding)
 
     llm = ChatDatabricksServing(
-        endpoint="ep", host=workspace.url, token=open(tmp_path / "token").read()
+        endpoint="ep", host=workspace.url, token=(tmp_path / "token").read_text()
     )
 
     assert llm.invoke("hi").text == "fine"

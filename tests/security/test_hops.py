@@ -9,7 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from langchain_dbx_serving import APIStatusError, ChatDatabricksServing, ConfigurationError
+from langchain_dbx_serving import (
+    APIStatusError,
+    ChatDatabricksServing,
+    ConfigurationError,
+    DatabricksServingError,
+)
 from langchain_dbx_serving.transport._proxy import check_first_hop
 from tests.security.echoes import dapi
 from tests.security.rawserver import RawRequest, RawServer, response
@@ -88,7 +93,7 @@ def test_https_through_a_proxy_is_a_tunnel_that_never_shows_the_token(
         llm = ChatDatabricksServing(
             endpoint="ep", host="https://workspace.invalid", token=token, max_retries=0
         )
-        with pytest.raises(Exception) as info:  # the proxy refuses the tunnel
+        with pytest.raises(DatabricksServingError) as info:  # the proxy refuses the tunnel
             llm.invoke("hi")
 
     assert [(r.method, r.target) for r in seen] == [("CONNECT", "workspace.invalid:443")]
@@ -139,7 +144,7 @@ def test_a_redirect_is_not_followed(workspace: tuple[Workspace, RawServer]) -> N
 
     assert info.value.status_code == 307
     assert "redirects are not followed" in str(info.value)
-    assert f"http://localhost" in str(info.value) and "x=1" not in str(info.value)
+    assert "http://localhost" in str(info.value) and "x=1" not in str(info.value)
     assert target.requests == []
 
 
@@ -162,7 +167,7 @@ def test_a_client_that_follows_redirects_never_forwards_the_token(
             http_client=httpx.Client(follow_redirects=True),
             max_retries=0,
         )
-        with pytest.raises(Exception):
+        with pytest.raises(DatabricksServingError):
             llm.invoke("hi")  # the reply is not a chat completion
 
     assert len(target.requests) == 1
@@ -182,7 +187,7 @@ def test_https_to_http_redirects_drop_the_token() -> None:
     llm = ChatDatabricksServing(
         endpoint="ep", host="https://workspace.invalid", token=dapi(), http_client=client
     )
-    with pytest.raises(Exception):
+    with pytest.raises(DatabricksServingError):
         llm.invoke("hi")
 
     assert [r.url.scheme for r in seen] == ["https", "http"]

@@ -18,6 +18,7 @@ from langchain_dbx_serving import (
     ChatDatabricksServing,
     ConfigurationError,
     DatabricksServingEmbeddings,
+    EndpointNotFoundError,
 )
 from tests.security.echoes import dapi
 from tests.security.rawserver import RawServer, json_response
@@ -79,7 +80,7 @@ def test_a_hostile_endpoint_name_sends_nothing(server: RawServer, name: str) -> 
 def test_real_endpoint_names_are_sent_as_they_are(server: RawServer, name: str) -> None:
     server.requests.clear()
     llm = ChatDatabricksServing(endpoint=name, host=server.url, token=dapi(), max_retries=0)
-    with pytest.raises(Exception):
+    with pytest.raises(EndpointNotFoundError):
         llm.invoke("hi")  # the server answers 404
     assert [r.target for r in server.requests] == [f"/serving-endpoints/{name}/invocations"]
 
