@@ -31,6 +31,7 @@ import functools
 import html
 import inspect
 import json
+import logging
 import re
 import threading
 import traceback
@@ -45,6 +46,7 @@ __all__ = [
     "MASK",
     "SECRET_HEADERS",
     "forget_all",
+    "install_log_filters",
     "mask_encoded",
     "redact",
     "redact_value",
@@ -94,6 +96,7 @@ _remembered: OrderedDict[str, None] = OrderedDict()
 
 def remember(*secrets: str | None) -> None:
     """Register credential values to mask wherever they appear (the most recent 32 are kept)."""
+    install_log_filters()
     with _lock:
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET:
@@ -364,3 +367,47 @@ def clears_frames(func: _F) -> _F:
             raise
 
     return call  # type: ignore[return-value]
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record's text through :func:`redact`.
+
+    httpcore logs response headers at DEBUG (``receive_response_headers.complete``), so a server
+    that echoes the token into a header would put it in the logs; this filter, installed on the
+    HTTP libraries' loggers, masks it. Records with nothing to mask are left untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_LOGGERS = (
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "urllib3.connectionpool",
+    "databricks.sdk",
+    "langchain_dbx_serving",
+)
+_installed = False
+
+
+def install_log_filters() -> None:
+    """Install :class:`RedactingFilter` on the loggers that see our requests (once)."""
+    global _installed
+    if _installed:
+        return
+    with _lock:
+        if not _installed:
+            for name in _LOGGERS:
+                logging.getLogger(name).addFilter(RedactingFilter())
+            _installed = True

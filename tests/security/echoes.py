@@ -116,6 +116,11 @@ SINKS: dict[str, Callable[[str], bytes]] = {
         200, f"<html>Authorization: {e}</html>", content_type="text/html"
     ),
     "200 json error": lambda e: json_response(200, {"error": {"code": "BAD", "message": e}}),
+    "401 header": lambda e: response(
+        401,
+        "{}",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{e}"'},
+    ),
     "sse error event": lambda e: _sse(
         f"event: error\ndata: {json.dumps({'error': {'message': e}})}\n\n"
     ),

@@ -4,6 +4,7 @@ names its source (argument, environment variable, profile) and never shows the v
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def test_a_garbled_token_in_a_profile_is_named(
 
 
 def test_a_client_secret_with_a_newline_works_for_oauth_m2m(
-    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, debug_logs: Any
 ) -> None:
     workspace.client_secret = "dose" + "ab" * 16
     monkeypatch.setenv("DATABRICKS_HOST", workspace.url)
@@ -154,6 +155,11 @@ def test_a_client_secret_with_a_newline_works_for_oauth_m2m(
     monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", workspace.client_secret + "\n")
 
     assert ChatDatabricksServing(endpoint="ep").invoke("hi").text == "fine"
+    logs = debug_logs.text()
+    assert "/oidc/v1/token" in logs  # databricks-sdk and urllib3 logged the exchange...
+    basic = base64.b64encode(f"{workspace.client_id}:{workspace.client_secret}".encode()).decode()
+    for secret in (workspace.client_secret, workspace.access_token, basic):
+        assert secret not in logs  # ...without its secrets
 
 
 @pytest.mark.parametrize("variable", ["DATABRICKS_CLIENT_SECRET", "ARM_CLIENT_SECRET"])
