@@ -45,6 +45,7 @@ __all__ = [
     "clears_frames",
     "MASK",
     "SECRET_HEADERS",
+    "TOKEN_SHAPES",
     "forget_all",
     "install_log_filters",
     "mask_encoded",
@@ -69,26 +70,64 @@ SECRET_HEADERS = frozenset(
 )
 """Request headers (lowercase) whose values are credentials (databricks-sdk sets the last two)."""
 
-# Token shapes, whatever the credential in use. Kept in step with testing/scan.py.
-_HEX32 = r"[0-9a-fA-F]{32}"
+# A secret's characters, percent-encoded or not (a URL-encoded secret is matched whole, not
+# cut at its first %2B).
 _VALUE = r"(?:[A-Za-z0-9._~+/=-]|%[0-9A-Fa-f]{2})"
-_SHAPES = re.compile(
-    "|".join(
-        [
-            rf"\bdapi{_HEX32}(?:-\d+)?",
-            rf"\bdose{_HEX32}",
-            rf"\bdoau{_HEX32}",
-            r"\beyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*",
-            r"\bya29\.[\w-]{20,}",
-            rf"(?<=Bearer )\s*{_VALUE}{{8,}}",
-            r"(?<=Basic )\s*[A-Za-z0-9+/=]{8,}",
-            rf"(?i:(?<=client_secret=)|(?<=access_token=)|(?<=refresh_token=)){_VALUE}{{8,}}",
-            r"""(?i:(?<="client_secret": ")|(?<="client_secret":")|(?<="access_token": ")"""
-            r"""|(?<="access_token":")|(?<="refresh_token": ")|(?<="refresh_token":"))[^"]{8,}""",
-        ]
+
+TOKEN_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Databricks personal access token", re.compile(r"(?P<secret>dapi[0-9a-fA-F]{32}(?:-\d+)?)")),
+    ("Databricks OAuth client secret", re.compile(r"(?P<secret>dose[0-9a-fA-F]{32})")),
+    ("Databricks OAuth refresh token", re.compile(r"(?P<secret>doau[0-9a-fA-F]{32})")),
+    (
+        "JWT (OAuth access token)",
+        re.compile(r"(?P<secret>eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*)"),
     ),
-    re.IGNORECASE,
+    ("Google OAuth access token", re.compile(r"(?P<secret>ya29\.[\w-]{20,})")),
+    ("bearer token", re.compile(rf"Bearer\s+(?P<secret>{_VALUE}{{24,}})", re.I)),
+    (
+        "basic credentials",  # base64 with a digit, '+' or '/' (not an English word)
+        re.compile(r"Basic\s+(?P<secret>(?=[A-Za-z]*[0-9+/])[A-Za-z0-9+/]{16,}={0,2})"),
+    ),
+    (
+        "client secret",
+        re.compile(rf"""client_secret["']?\s*[:=]\s*["']?(?P<secret>{_VALUE}{{12,}})""", re.I),
+    ),
+    (
+        # Values with a digit only: ``access_token=self.access_token`` in code is not a token.
+        "OAuth token field",
+        re.compile(
+            rf"""(?:access_token|refresh_token|id_token)["']?\s*[:=]\s*["']?"""
+            rf"""(?P<secret>(?=[^\s"'&,;]*\d){_VALUE}{{12,}})""",
+            re.I,
+        ),
+    ),
 )
+"""Token shapes, whatever the credential in use: ``(kind, pattern)`` pairs whose ``secret``
+group is the token itself (the rest is context, such as ``Bearer`` or the ``client_secret`` key,
+that a replacement keeps). The cassette scanner and scrubbers use the same patterns."""
+
+# In error text, shorter bearer credentials are masked too (no risk of flagging source code).
+_ERROR_SHAPES = (
+    *TOKEN_SHAPES,
+    ("short bearer", re.compile(rf"Bearer\s+(?P<secret>{_VALUE}{{8,}})", re.I)),
+)
+
+
+def _mask_shape(match: re.Match[str]) -> str:
+    start, end = match.span("secret")
+    whole, offset = match.group(), match.start()
+    return whole[: start - offset] + MASK + whole[end - offset :]
+
+
+def _mask_shapes(text: str) -> str:
+    for _, pattern in _ERROR_SHAPES:
+        text = pattern.sub(_mask_shape, text)
+    return text
+
+
+def _has_shape(text: str) -> bool:
+    return any(pattern.search(text) for _, pattern in _ERROR_SHAPES)
+
 
 _lock = threading.Lock()
 _remembered: OrderedDict[str, None] = OrderedDict()
@@ -209,11 +248,19 @@ def _unescape_char(match: re.Match[str]) -> str:
 def _may_hold(text: str, secrets: tuple[str, ...]) -> bool:
     """A fast check that ``text`` may hold one of ``secrets`` in some encoding: each escape
     form decoded at once (mixed forms too), then plain substring tests."""
-    plain = html.unescape(_ANY_ESCAPE.sub(_unescape_char, text)) if _ESCAPES.search(text) else text
-    for secret in secrets:
-        if secret in plain or any(core in text for core in _base64_cores(secret)):
-            return True
-    return False
+    needles = _needles(secrets)
+    if needles.search(text):
+        return True
+    if not _ESCAPES.search(text):
+        return False
+    return bool(needles.search(html.unescape(_ANY_ESCAPE.sub(_unescape_char, text))))
+
+
+@lru_cache(maxsize=16)
+def _needles(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """The literal forms of ``secrets`` (raw, and their base64 cores) in one pattern."""
+    literals = {*secrets, *(core for s in secrets for core in _base64_cores(s))}
+    return re.compile("|".join(re.escape(x) for x in sorted(literals, key=len, reverse=True)))
 
 
 _ESCAPES = re.compile(r"[\\%&]")
@@ -251,7 +298,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for _ in range(3):  # an encoding inside an encoding is undone too, a few levels deep
         if ordered and _may_hold(text, ordered):
             text = _pattern(ordered).sub(MASK, text)
-        text = _SHAPES.sub(MASK, text)
+        text = _mask_shapes(text)
         # A secret hidden by an encoding the character forms do not cover (a token shape in
         # a JSON-escaped "Bearer", a double encoding): show the decoded text instead.
         hidden = [v for v in _decoded_views(text) if _leaks(v, ordered)]
@@ -273,7 +320,7 @@ def mask_encoded(text: str, secrets: Iterable[str], mask: str = MASK) -> str:
 
 
 def _leaks(text: str, secrets: tuple[str, ...]) -> bool:
-    return bool(_SHAPES.search(text)) or bool(secrets and _may_hold(text, secrets))
+    return _has_shape(text) or bool(secrets and _may_hold(text, secrets))
 
 
 def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:

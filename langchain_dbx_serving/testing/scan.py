@@ -25,40 +25,19 @@ would flag is what recording removes.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from langchain_dbx_serving._redact import TOKEN_SHAPES
+
 __all__ = ["SECRET_PATTERNS", "Finding", "main", "scan_paths", "scan_text"]
 
-# A secret's characters, percent-encoded or not (a URL-encoded secret is matched whole, not
-# cut at its first %2B).
-_VALUE = r"(?:[A-Za-z0-9._~+/=-]|%[0-9A-Fa-f]{2})"
-
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("Databricks personal access token", re.compile(r"(?P<secret>dapi[0-9a-fA-F]{32}(?:-\d+)?)")),
-    ("Databricks OAuth client secret", re.compile(r"(?P<secret>dose[0-9a-fA-F]{32})")),
-    ("Databricks OAuth refresh token", re.compile(r"(?P<secret>doau[0-9a-fA-F]{32})")),
-    (
-        "JWT (OAuth access token)",
-        re.compile(r"(?P<secret>eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*)"),
-    ),
-    ("Google OAuth access token", re.compile(r"(?P<secret>ya29\.[\w-]{20,})")),
-    ("bearer token", re.compile(rf"Bearer\s+(?P<secret>{_VALUE}{{24,}})", re.I)),
-    ("basic credentials", re.compile(r"Basic\s+(?P<secret>[A-Za-z0-9+/]{16,}={0,2})")),
-    (
-        "client secret",
-        re.compile(
-            rf"""(?:client_secret|access_token|refresh_token|id_token|assertion)"""
-            rf"""["']?\s*[:=]\s*["']?(?P<secret>{_VALUE}{{12,}})""",
-            re.I,
-        ),
-    ),
-)
+SECRET_PATTERNS = TOKEN_SHAPES
 """``(kind, pattern)`` pairs; the ``secret`` group of each match is the token itself (the rest
-is context, such as ``Bearer`` or the ``client_secret`` key, that a replacement keeps)."""
+is context, such as ``Bearer`` or the ``client_secret`` key, that a replacement keeps). Owned by
+``langchain_dbx_serving._redact``, whose error masking uses the same shapes."""
 
 _SKIPPED_DIRS = frozenset(
     {".git", "__pycache__", ".venv", "venv", "node_modules", ".ruff_cache", ".pytest_cache"}
