@@ -6,8 +6,10 @@ nothing here imports vcr, so building a configuration (and loading the pytest pl
 - :class:`ScrubRequest` (``before_record_request``) drops secret headers, rewrites the workspace
   host to :data:`PLACEHOLDER_HOST`, removes token-shaped strings from the URI, headers and body,
   normalizes volatile body fields, and keeps OAuth token traffic out of the cassette.
-- :class:`ScrubResponse` (``before_record_response``) does the same to response headers and
-  bodies (SSE bodies stay verbatim otherwise) and keeps ``content-length`` true.
+- :class:`ScrubResponse` (``before_record_response``) decodes compressed bodies (gzip, deflate,
+  br, zstd: see ``_codec``) so that they are stored as readable text, does the same scrubbing to
+  response headers and bodies (SSE bodies stay verbatim otherwise) and keeps ``content-length``
+  true.
 - :func:`match_json_body` compares request bodies as canonical JSON and explains a mismatch
   with a diff, so a request that drifted from its recording fails instead of replaying.
 
