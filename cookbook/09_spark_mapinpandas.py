@@ -3,9 +3,11 @@
 When a dataset outgrows one machine, Spark spreads its partitions over executors. The chain
 (``prompt | ChatDatabricksServing | parser``) is pickled once on the driver; each partition
 unpickles it once, then sends its rows with ``chain.batch(..., max_concurrency=...)``. The
-pickle carries the settings and the token but no HTTP client: each executor process opens its
-own connection pool on its first request. Rows that fail after the transport's retries come
-back as ``error: ...`` labels instead of failing the Spark task.
+pickle carries the settings and an explicit ``token=`` (executors need it; one read from the
+environment or a profile is not pickled, but read again on the executor) and no HTTP client:
+each executor process opens its own connection pool on its first request. Rows that fail
+after the transport's retries come back as ``error: ...`` labels instead of failing the Spark
+task.
 
 Offline by default: Spark runs in local mode (``local[2]``, bound to 127.0.0.1, no UI) and the
 driver starts a local serving endpoint on 127.0.0.1 that classifies reviews by keywords and
@@ -65,7 +67,12 @@ def sentiment_model(request: BackendRequest) -> Reply:
 def chat_model() -> Iterator[tuple[ChatDatabricksServing, LocalEndpoint | None]]:
     if os.environ.get("DATABRICKS_HOST") and os.environ.get("DATABRICKS_TOKEN"):
         endpoint = os.environ.get("DBX_CHAT_ENDPOINT", "databricks-claude-sonnet-4")
-        yield ChatDatabricksServing(endpoint=endpoint, max_tokens=5, temperature=0), None
+        # Passed explicitly so that it travels to executors that lack DATABRICKS_TOKEN.
+        token = os.environ["DATABRICKS_TOKEN"]
+        yield (
+            ChatDatabricksServing(endpoint=endpoint, token=token, max_tokens=5, temperature=0),
+            None,
+        )
         return
     busy = Reply.error(429, "REQUEST_LIMIT_EXCEEDED", "too many requests", retry_after=0)
     faults = FaultPlan([None] * 9 + [busy], repeat=True)

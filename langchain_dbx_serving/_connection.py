@@ -15,17 +15,27 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
-from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from langchain_core.utils import from_env
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from langchain_dbx_serving import auth
+from langchain_dbx_serving import _paths, auth
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
 
 __all__ = ["DatabricksConnection"]
+
+_ARGUMENT = "the token= (api_key=) argument"
+_ENVIRONMENT = "the DATABRICKS_TOKEN environment variable"
+
+
+def _token_from_env() -> SecretStr | None:
+    """``DATABRICKS_TOKEN``, validated (stripped; an empty or garbled value is an error)."""
+    value = os.environ.get("DATABRICKS_TOKEN")
+    return None if value is None else SecretStr(auth.clean_secret(value, _ENVIRONMENT))
 
 
 class DatabricksConnection(BaseModel):
@@ -37,10 +47,11 @@ class DatabricksConnection(BaseModel):
 
     host: str | None = Field(default_factory=from_env("DATABRICKS_HOST", default=None))
     """Workspace URL, e.g. ``https://adb-1.azuredatabricks.net`` (default: ``DATABRICKS_HOST``)."""
-    token: SecretStr | None = Field(
-        default_factory=secret_from_env("DATABRICKS_TOKEN", default=None), alias="api_key"
-    )
-    """Bearer token (default: ``DATABRICKS_TOKEN``; else databricks-sdk's unified auth)."""
+    token: SecretStr | None = Field(default_factory=_token_from_env, alias="api_key")
+    """Bearer token (default: ``DATABRICKS_TOKEN``; else databricks-sdk's unified auth).
+    Surrounding whitespace is stripped; an empty token, or one holding a control or non-ASCII
+    character, is a ``ConfigurationError``. An explicit ``token=`` travels with a pickled copy
+    (Spark executors need it); one read from ``DATABRICKS_TOKEN`` is read again after unpickling."""
     base_url: str | None = None
     """Overrides ``{host}/serving-endpoints``."""
     workspace_client: Any = Field(default=None, exclude=True, repr=False)
@@ -55,14 +66,34 @@ class DatabricksConnection(BaseModel):
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
     _transport: Transport | None = PrivateAttr(default=None)
+    _workspace_config: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @field_validator("token")
+    @classmethod
+    def _clean_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        return SecretStr(auth.clean_secret(token.get_secret_value(), _ARGUMENT))
 
     def __getstate__(self) -> dict[Any, Any]:
         # Injected httpx clients hold locks and sockets and belong to this process: a copy
         # (Spark executors, multiprocessing) builds its own pooled clients instead.
+        # Credentials from the environment, a profile or a WorkspaceClient are not carried: the
+        # copy resolves them again where it runs. Only an explicit token= travels.
         state = super().__getstate__()
         fields = dict(state["__dict__"])
-        fields.update(http_client=None, http_async_client=None)
-        return {**state, "__dict__": fields}
+        fields.update(http_client=None, http_async_client=None, workspace_client=None)
+        if "token" not in self.model_fields_set:
+            fields["token"] = None
+        private = dict(state.get("__pydantic_private__") or {})
+        if self.workspace_client is not None:
+            private["_workspace_config"] = auth.public_config(self.workspace_client.config)
+        return {**state, "__dict__": fields, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        if "token" not in self.model_fields_set and self.token is None:
+            self.__dict__["token"] = _token_from_env()
 
     @property
     def transport(self) -> Transport:
@@ -80,12 +111,17 @@ class DatabricksConnection(BaseModel):
 
     def _credentials(self) -> auth.Credentials:
         token = self.token.get_secret_value() if self.token else None
-        return auth.resolve(host=self.host, token=token, workspace_client=self.workspace_client)
+        source = _ARGUMENT if "token" in self.model_fields_set else _ENVIRONMENT
+        if token is None and self.workspace_client is None and self._workspace_config:
+            return auth.SdkCredentials(auth.sdk_config(**self._workspace_config))
+        return auth.resolve(
+            host=self.host, token=token, workspace_client=self.workspace_client, source=source
+        )
 
     def _root_url(self) -> str:
         """``base_url``, else ``{host}/serving-endpoints``, without a trailing slash."""
         if self.base_url:
-            return self.base_url.rstrip("/")
+            return _paths.check_base_url(self.base_url)
         host = auth.normalize_host(self.host or self.transport.credentials.host)
         if not host:
             raise ConfigurationError(

@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
@@ -152,6 +153,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer:
         return TraceSurfacer(call.endpoint, run_manager, merge=self.chat.merge_mlflow_trace)
 
+    @clears_frames
     def _invoke(
         self,
         value: AgentInput,
@@ -167,6 +169,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         self._surfacer(call, run_manager).metadata(_trace_metadata(response))
         return response
 
+    @clears_frames
     async def _ainvoke(
         self,
         value: AgentInput,
@@ -201,6 +204,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         ):
             yield event
 
+    @clears_frames
     def _stream_events(
         self,
         inputs: Iterator[AgentInput],
@@ -220,6 +224,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 traces.metadata(_trace_metadata(event.response))
                 yield event
 
+    @clears_frames
     async def _astream_events(
         self,
         inputs: AsyncIterator[AgentInput],

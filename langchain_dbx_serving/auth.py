@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import unicodedata
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from langchain_dbx_serving import _redact
 from langchain_dbx_serving.errors import ConfigurationError
 
 __all__ = [
@@ -25,9 +27,12 @@ __all__ = [
     "SdkCredentials",
     "TokenCredentials",
     "check_url_is_safe",
+    "clean_secret",
     "is_loopback",
     "normalize_host",
+    "public_config",
     "resolve",
+    "sdk_config",
 ]
 
 
@@ -40,12 +45,57 @@ class Credentials(Protocol):
     def headers(self) -> dict[str, str]: ...
 
 
+# Secrets databricks-sdk may read from the environment, by Config attribute.
+_SDK_SECRET_ENV = (
+    ("token", "DATABRICKS_TOKEN"),
+    ("client_secret", "DATABRICKS_CLIENT_SECRET"),
+    ("azure_client_secret", "ARM_CLIENT_SECRET"),
+    ("password", "DATABRICKS_PASSWORD"),
+)
+
+
+def clean_secret(value: str, source: str) -> str:
+    """``value`` without surrounding whitespace, or a :class:`ConfigurationError` naming
+    ``source`` (never the value) when it is empty or holds a control or non-ASCII character.
+
+    A token read from a file keeps its trailing newline, and one pasted from a web page may hold
+    a zero-width space: neither can go into an HTTP header, and the error httpx would raise
+    quotes the whole header.
+
+    Example:
+        >>> clean_secret(" dapi-token-value\\n", "the token= argument")
+        'dapi-token-value'
+    """
+    cleaned = value.strip()
+    if not cleaned:
+        raise ConfigurationError(
+            f"{source} is empty: set it to your Databricks token or client secret, or unset it "
+            "to use another source of credentials"
+        )
+    for char in cleaned:
+        if not " " < char < "\x7f":
+            what = (
+                "an invisible or control character"
+                if unicodedata.category(char)[0] == "C"
+                else "a character"
+            )
+            name = unicodedata.name(char, "unnamed")
+            raise ConfigurationError(
+                f"{source} holds {what} that cannot be sent in an HTTP header (U+{ord(char):04X} "
+                f"{name}; tokens are printable ASCII): copy the token again, e.g. with "
+                "`databricks auth token` or from the workspace's settings page"
+            )
+    _redact.remember(cleaned)
+    return cleaned
+
+
 class TokenCredentials:
     """A static bearer token (a ``dapi...`` personal access token or any access token)."""
 
     __slots__ = ("_headers", "_host")
 
-    def __init__(self, token: str, host: str | None = None) -> None:
+    def __init__(self, token: str, host: str | None = None, source: str = "the token") -> None:
+        token = clean_secret(token, source)
         self._headers = {"Authorization": f"Bearer {token}"}
         self._host = host
 
@@ -74,12 +124,23 @@ class SdkCredentials:
 
     def headers(self) -> dict[str, str]:
         try:
-            return dict(self._config.authenticate())
+            headers = dict(self._config.authenticate())
         except Exception as exc:
             raise ConfigurationError(
                 f"databricks-sdk could not produce credentials ({type(exc).__name__}: {exc}); "
                 "check your Databricks profile or OAuth settings"
             ) from None
+        for name, value in headers.items():
+            if name.lower() in _redact.SECRET_HEADERS:
+                scheme, _, credential = value.strip().partition(" ")
+                source = f"the {name} credential from {_sdk_source(self._config)}"
+                headers[name] = (
+                    f"{scheme} {clean_secret(credential, source)}"
+                    if credential
+                    else (clean_secret(scheme, source))
+                )
+        _redact.secrets_in(headers)
+        return headers
 
     def __repr__(self) -> str:
         return f"SdkCredentials(host={self.host!r})"
@@ -126,27 +187,76 @@ def check_url_is_safe(url: str, *, allow_insecure_http: bool = False) -> None:
     )
 
 
-def resolve(*, host: str | None, token: str | None, workspace_client: Any = None) -> Credentials:
-    """Pick the credentials for a client, following the order in the module docstring."""
-    if token:
-        return TokenCredentials(token, normalize_host(host or os.environ.get("DATABRICKS_HOST")))
+def _sdk_source(config: Any) -> str:
+    """Where a databricks-sdk ``Config`` took its credentials from, for error messages."""
+    auth_type = getattr(config, "auth_type", None) or "default"
+    profile = getattr(config, "profile", None)
+    where = f", profile {profile!r}" if profile else ""
+    return f"databricks-sdk (auth type {auth_type!r}{where})"
+
+
+def resolve(
+    *,
+    host: str | None,
+    token: str | None,
+    workspace_client: Any = None,
+    source: str = "the token= argument",
+) -> Credentials:
+    """Pick the credentials for a client, following the order in the module docstring.
+
+    ``source`` names where ``token`` came from, for errors about it.
+    """
+    if token is not None:
+        host = normalize_host(host or os.environ.get("DATABRICKS_HOST"))
+        return TokenCredentials(token, host, source)
     if workspace_client is not None:
         return SdkCredentials(workspace_client.config)
-    return SdkCredentials(_sdk_config(host))
+    return SdkCredentials(sdk_config(host=host) if host else sdk_config())
 
 
-def _sdk_config(host: str | None) -> Any:
+_LOCAL_SETTINGS = frozenset({"auth_type", "config_file"})
+
+
+def public_config(config: Any) -> dict[str, Any]:
+    """The settings of a databricks-sdk ``Config`` that are not secrets (host, profile, client
+    id, ...), to build an equivalent ``Config`` in another process. The auth type and config
+    file are left out: they were found on this machine, and the other resolves its own."""
+    out = {}
+    for attribute in type(config).attributes():
+        value = getattr(config, attribute.name, None)
+        if attribute.name in _LOCAL_SETTINGS:
+            continue
+        if value is not None and not attribute.sensitive:
+            out[attribute.name] = value
+    return out
+
+
+def sdk_config(**settings: Any) -> Any:
+    """A databricks-sdk ``Config`` from ``settings`` and the environment / profiles, whose
+    secrets are validated (see :func:`clean_secret`)."""
     try:
         from databricks.sdk.core import Config
     except ImportError:  # pragma: no cover - databricks-sdk is a dependency
         raise ConfigurationError(
             "databricks-sdk is not installed; pass token= explicitly"
         ) from None
+    secrets = {}
+    for attribute, variable in _SDK_SECRET_ENV:
+        value = os.environ.get(variable)
+        if value is not None:
+            cleaned = clean_secret(value, f"the {variable} environment variable")
+            if cleaned != value:
+                secrets[attribute] = cleaned
     try:
-        return Config(host=host) if host else Config()
+        config = Config(**settings, **secrets)
     except Exception as exc:
         raise ConfigurationError(
             f"no Databricks credentials found ({exc}). Pass host= and token=, set "
             "DATABRICKS_HOST and DATABRICKS_TOKEN, or configure a profile in ~/.databrickscfg "
             "(DATABRICKS_CONFIG_PROFILE)"
         ) from None
+    for attribute, _ in _SDK_SECRET_ENV:
+        value = getattr(config, attribute, None)
+        if isinstance(value, str):
+            clean_secret(value, f"{attribute} of {_sdk_source(config)}")
+    return config

@@ -10,6 +10,8 @@ from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
+from langchain_dbx_serving._paths import endpoint_segment
+from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.protocols import embeddings as protocol
 
 __all__ = ["DatabricksServingEmbeddings"]
@@ -57,7 +59,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
     def _url(self) -> str:
         if self.route == "embeddings":
             return f"{self._root_url()}/embeddings"
-        return f"{self._root_url()}/{self.endpoint}/invocations"
+        return f"{self._root_url()}/{endpoint_segment(self.endpoint)}/invocations"
 
     def _body(self, texts: Sequence[str]) -> dict[str, Any]:
         params = dict(self.extra_body or {})
@@ -80,6 +82,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
             )
         return protocol.decode_reply(reply, len(texts))
 
+    @clears_frames
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` (in batches of ``batch_size``), one vector per text, in order."""
         return [vector for batch in self._batches(texts) for vector in self._embed(batch)]
@@ -88,6 +91,7 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
         """Embed one text."""
         return self._embed([text])[0]
 
+    @clears_frames
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`; batches are sent concurrently (``max_concurrency``)."""
         slots = asyncio.Semaphore(self.max_concurrency)

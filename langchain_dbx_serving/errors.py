@@ -27,12 +27,18 @@ The hierarchy::
     │   └── TraceParseError          a returned MLflow trace that ``get_trace`` cannot read
     └── AgentError                   the remote model or agent reported an error in its reply
 
+Every message, and every field that may hold text a server sent (``body``, ``event``,
+``partial``, ``error_code``), passes through :func:`langchain_dbx_serving._redact.redact` when the
+error is built: a credential echoed back by a server never reaches an error, in any encoding.
+
 The module imports nothing heavy so that ``import langchain_dbx_serving`` stays fast.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from langchain_dbx_serving._redact import redact, redact_value
 
 __all__ = [
     "APIStatusError",
@@ -69,12 +75,13 @@ class DatabricksServingError(Exception):
         endpoint: str | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.status_code = status_code
-        self.error_code = error_code
+        self.error_code = redact(error_code) if error_code else error_code
         self.endpoint = endpoint
-        self.request_id = request_id
+        self.request_id = redact(request_id) if request_id else request_id
 
     def __str__(self) -> str:
         if self.request_id:
@@ -118,7 +125,7 @@ class StreamInterruptedError(TransportError):
 
     def __init__(self, message: str, *, partial: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.partial = partial
+        self.partial = redact_value(partial)
 
 
 class APIStatusError(DatabricksServingError):
@@ -134,7 +141,7 @@ class APIStatusError(DatabricksServingError):
         **kwargs: Any,
     ) -> None:
         super().__init__(message, status_code=status_code, **kwargs)
-        self.body = body
+        self.body = redact_value(body)
         self.retry_after = retry_after
 
 
@@ -178,7 +185,7 @@ class MalformedResponseError(ResponseError):
 
     def __init__(self, message: str, *, event: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
-        self.event = event
+        self.event = redact(event) if event else event
 
 
 class TraceParseError(ResponseError):

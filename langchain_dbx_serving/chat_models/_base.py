@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
+from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.chat_models import _structured
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
 from langchain_dbx_serving.errors import StreamInterruptedError
@@ -235,6 +236,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         run = _runs.run_of(run_manager)
         return TraceSurfacer(call.endpoint, run, merge=self.merge_mlflow_trace)
 
+    @clears_frames
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -249,6 +251,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         result = self._protocol.decode_reply(reply, **call.decode_options)
         return self._surfacer(call, run_manager).result(result)
 
+    @clears_frames
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -263,6 +266,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         result = self._protocol.decode_reply(reply, **call.decode_options)
         return await self._surfacer(call, run_manager).aresult(result)
 
+    @clears_frames
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -285,6 +289,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             for chunk in decoder.finish():
                 yield traces.chunk(chunk)
 
+    @clears_frames
     async def _astream(
         self,
         messages: list[BaseMessage],

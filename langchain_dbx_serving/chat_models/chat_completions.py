@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
+from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
 from langchain_dbx_serving.protocols import chat_completions
 
@@ -49,7 +50,7 @@ class ChatDatabricksServing(DatabricksChatBase):
     def _url(self, endpoint: str) -> str:
         if self.route == "chat/completions":
             return f"{self._root_url()}/chat/completions"
-        return f"{self._root_url()}/{endpoint}/invocations"
+        return f"{self._root_url()}/{endpoint_segment(endpoint)}/invocations"
 
     def _route_params(self, endpoint: str) -> dict[str, Any]:
         return {"model": endpoint} if self.route == "chat/completions" else {}

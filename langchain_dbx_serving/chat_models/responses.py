@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
+from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
 from langchain_dbx_serving.protocols import responses
 
@@ -51,7 +52,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
 
     def _url(self, endpoint: str) -> str:
         if self.route == "invocations":
-            return f"{self._root_url()}/{endpoint}/invocations"
+            return f"{self._root_url()}/{endpoint_segment(endpoint)}/invocations"
         return f"{self._root_url()}/responses"
 
     def _route_params(self, endpoint: str) -> dict[str, Any]:

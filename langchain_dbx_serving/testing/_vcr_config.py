@@ -6,8 +6,10 @@ nothing here imports vcr, so building a configuration (and loading the pytest pl
 - :class:`ScrubRequest` (``before_record_request``) drops secret headers, rewrites the workspace
   host to :data:`PLACEHOLDER_HOST`, removes token-shaped strings from the URI, headers and body,
   normalizes volatile body fields, and keeps OAuth token traffic out of the cassette.
-- :class:`ScrubResponse` (``before_record_response``) does the same to response headers and
-  bodies (SSE bodies stay verbatim otherwise) and keeps ``content-length`` true.
+- :class:`ScrubResponse` (``before_record_response``) decodes compressed bodies (gzip, deflate,
+  br, zstd: see ``_codec``) so that they are stored as readable text, does the same scrubbing to
+  response headers and bodies (SSE bodies stay verbatim otherwise) and keeps ``content-length``
+  true.
 - :func:`match_json_body` compares request bodies as canonical JSON and explains a mismatch
   with a diff, so a request that drifted from its recording fails instead of replaying.
 
@@ -25,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from langchain_dbx_serving._redact import mask_encoded
+from langchain_dbx_serving.testing import _codec
 from langchain_dbx_serving.testing.scan import SECRET_PATTERNS
 
 __all__ = [
@@ -38,7 +42,9 @@ __all__ = [
     "ScrubResponse",
     "canonical_body",
     "databricks_vcr_config",
+    "is_auth_traffic",
     "is_databricks_config",
+    "is_secret_header",
     "live_host",
     "match_json_body",
 ]
@@ -59,11 +65,27 @@ SECRET_HEADERS = frozenset(
         "x-api-key",
         "api-key",
         "x-databricks-azure-sp-management-token",
+        "x-databricks-gcp-sa-access-token",
         "x-databricks-azure-workspace-resource-id",
         "x-databricks-org-id",
+        "x-amz-security-token",
+        "x-goog-iam-authorization-token",
     }
 )
-"""Headers (lowercase) never written to a cassette."""
+"""Headers (lowercase) never written to a cassette; so is any header whose name says it holds a
+credential (``token``, ``secret``, ``auth``, ``password``, ``api-key``, ``credential``, ``cookie``,
+``session``) or whose value is token-shaped (see :func:`is_secret_header`)."""
+_SECRET_NAME_PARTS = (
+    "token",
+    "secret",
+    "auth",
+    "password",
+    "api-key",
+    "apikey",
+    "credential",
+    "cookie",
+    "session",
+)
 VOLATILE_FIELDS = frozenset({"client_request_id"})
 """Request body keys (at any depth) whose values change between runs and must not break a match."""
 
@@ -82,10 +104,54 @@ _WORKSPACE_HOSTNAME = re.compile(
     + "|".join(re.escape(d) for d in _WORKSPACE_DOMAINS)
     + r")(?::\d+)?"
 )
-# OAuth token exchanges (databricks-sdk M2M/U2M, Azure AD): sent live, never recorded.
-_AUTH_HOSTS = frozenset({"login.microsoftonline.com", "oauth2.googleapis.com"})
-_AUTH_PATH_PREFIXES = ("/oidc/", "/oauth2/")
+# Token exchanges and auth discovery, sent live and never recorded: every Azure cloud's Entra ID
+# host (databricks-sdk environments.py: public, US Government, China; plus the legacy names),
+# Google's OAuth/STS/IAM credential hosts and the metadata servers, GitHub Actions' OIDC
+# token host; on the workspace, /oidc/ (token, discovery), /.well-known/ and /aad/auth.
+_AUTH_HOSTS = frozenset(
+    {
+        "login.microsoftonline.com",
+        "login.microsoftonline.us",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login.microsoftonline.de",
+        "login.windows.net",
+        "sts.windows.net",
+        "oauth2.googleapis.com",
+        "accounts.google.com",
+        "sts.googleapis.com",
+        "iamcredentials.googleapis.com",
+        "metadata.google.internal",
+        "169.254.169.254",
+    }
+)
+_AUTH_HOST_SUFFIXES = (".actions.githubusercontent.com",)
+_AUTH_PATH_PREFIXES = ("/oidc/", "/oauth2/", "/.well-known/", "/aad/auth")
+_AUTH_PATH_PARTS = ("/oauth2/", "/.well-known/", "/oidc/v1/token")
 _VOLATILE_VALUE = "<volatile>"
+
+
+def is_auth_traffic(uri: str) -> bool:
+    """Whether a request is a token exchange or auth discovery (never recorded)."""
+    parts = urlsplit(uri)
+    host = (parts.hostname or "").lower()
+    path = parts.path.lower()
+    return (
+        host in _AUTH_HOSTS
+        or host.endswith(_AUTH_HOST_SUFFIXES)
+        or path.startswith(_AUTH_PATH_PREFIXES)
+        or any(part in path for part in _AUTH_PATH_PARTS)
+    )
+
+
+def is_secret_header(name: str, value: Any = None) -> bool:
+    """Whether a header must not be recorded: a known credential header, a name that says it
+    holds one, or a token-shaped value."""
+    lowered = name.lower()
+    if lowered in SECRET_HEADERS or any(part in lowered for part in _SECRET_NAME_PARTS):
+        return True
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(v, str) and any(p.search(v) for _, p in SECRET_PATTERNS) for v in values)
 
 
 def _netloc(host: str) -> str:
@@ -134,8 +200,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """``text`` without secrets, token-shaped strings or workspace host names."""
-        for secret in self.secrets:
-            text = text.replace(secret, "<redacted>")
+        text = mask_encoded(text, self.secrets, "<redacted>")
         for kind, pattern in SECRET_PATTERNS:
             label = f"<redacted:{kind.split(' (')[0].lower().replace(' ', '-')}>"
             text = pattern.sub(lambda m, label=label: _replace_secret(m, label), text)
@@ -211,13 +276,12 @@ class ScrubRequest:
         self.volatile_fields = frozenset(volatile_fields)
 
     def __call__(self, request: Any) -> Any:
-        parts = urlsplit(request.uri)
-        if (parts.hostname or "") in _AUTH_HOSTS or parts.path.startswith(_AUTH_PATH_PREFIXES):
+        if is_auth_traffic(request.uri):
             return None
         request.uri = self.redactor.uri(request.uri)
         headers = {}
         for name, value in request.headers.items():
-            if name.lower() not in SECRET_HEADERS:
+            if not is_secret_header(name, value):
                 headers[name] = self.redactor.text(value) if isinstance(value, str) else value
         request.headers = headers
         body = _scrub_bytes(request.body, self.redactor)
@@ -236,9 +300,10 @@ class ScrubResponse:
         self.redactor = redactor
 
     def __call__(self, response: dict[str, Any]) -> dict[str, Any]:
+        response = _decoded(response)
         headers: dict[str, Any] = {}
         for name, values in (response.get("headers") or {}).items():
-            if name.lower() in SECRET_HEADERS:
+            if is_secret_header(name, values):
                 continue
             if isinstance(values, list):
                 headers[name] = [self.redactor.text(v) if isinstance(v, str) else v for v in values]
@@ -255,6 +320,33 @@ class ScrubResponse:
                     headers[name] = [str(length)]
         response["headers"] = headers
         return response
+
+
+def _decoded(response: dict[str, Any]) -> dict[str, Any]:
+    """The response with its body decompressed (every content-encoding, zstd included) and
+    ``content-encoding`` dropped, so the cassette holds readable text that can be scrubbed."""
+    headers = dict(response.get("headers") or {})
+    names = [n for n in headers if n.lower() == "content-encoding"]
+    body = response.get("body") or {}
+    raw = body.get("string")
+    if not names or not isinstance(raw, (bytes, str)) or not raw:
+        for name in names:
+            del headers[name]
+        return {**response, "headers": headers} if names else response
+    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    encodings = [v for n in names for v in _codec.encodings_of(headers[n])]
+    try:
+        decoded = _codec.decode(data, encodings)
+    except (_codec.DecodeError, ImportError) as exc:
+        raise ValueError(
+            f"cannot record a reply in content-encoding {encodings}: {exc}. Its body could not "
+            "be scrubbed, so it is not stored"
+        ) from None
+    for name in names:
+        del headers[name]
+    for name in [n for n in headers if n.lower() == "content-length"]:
+        headers[name] = [str(len(decoded))]
+    return {**response, "headers": headers, "body": {**body, "string": decoded}}
 
 
 def canonical_body(body: Any) -> str | bytes | None:

@@ -255,12 +255,14 @@ def _check_scrubbing(cassette: Any, host: str) -> None:
 
     fake = "dapi" + "0123456789abcdef" * 2
     url = f"{host.rstrip('/')}/serving-endpoints/x/invocations"
-    probe = Request("POST", url, b"{}", {"Authorization": f"Bearer {fake}"})
+    headers = {"Authorization": f"Bearer {fake}", "X-Databricks-GCP-SA-Access-Token": fake[::-1]}
+    probe = Request("POST", url, b"{}", headers)
     kept = cassette.filter_request(probe)
     if kept is None:
         return
     recorded = f"{kept.uri} {dict(kept.headers)}"
-    if fake in recorded or host.split("://")[-1].rstrip("/") in recorded:
+    leaked = fake in recorded or fake[::-1] in recorded
+    if leaked or host.split("://")[-1].rstrip("/") in recorded:
         raise pytest.UsageError(
             "this test's vcr_config would record your Databricks token or host: merge the "
             "plugin's configuration into it, e.g. `return {**dbx_vcr_config, ...}`, and extend "

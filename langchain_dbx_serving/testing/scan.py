@@ -2,9 +2,17 @@
 
 Flags Databricks personal access tokens (``dapi`` + 32 hex), OAuth client secrets (``dose`` + 32
 hex) and refresh tokens (``doau`` + 32 hex), JWT-shaped OAuth access tokens (``eyJ...`` +
-``.eyJ...`` + ``.``), ``Bearer`` followed by a long token, and ``client_secret`` keys with a value.
-Redaction placeholders (``<redacted:...>``) are not flagged. Exits 1 and names file and line for
-each finding (the secret itself is masked in the report), 0 when clean, 2 for a missing path.
+``.eyJ...`` + ``.``), Google access tokens (``ya29.``), ``Bearer``/``Basic`` credentials, and
+``client_secret`` / ``access_token`` / ``refresh_token`` keys with a value (URL-encoded too).
+Redaction placeholders (``<redacted:...>``) are not flagged.
+
+Cassettes (YAML or JSON files with ``interactions``) are read as cassettes: every body is
+decoded (base64 ``!!binary``, gzip/deflate/br/zstd per its ``content-encoding``) and every
+header is checked, so a token inside a compressed reply, or a credential header such as
+``X-Databricks-GCP-SA-Access-Token`` with any value, is found too (reported at line 0).
+
+Exits 1 and names file and line for each finding (the secret itself is masked in the report),
+0 when clean, 2 for a missing path.
 
 Usage::
 
@@ -17,32 +25,19 @@ would flag is what recording removes.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from langchain_dbx_serving._redact import TOKEN_SHAPES
+
 __all__ = ["SECRET_PATTERNS", "Finding", "main", "scan_paths", "scan_text"]
 
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("Databricks personal access token", re.compile(r"(?P<secret>dapi[0-9a-fA-F]{32}(?:-\d+)?)")),
-    ("Databricks OAuth client secret", re.compile(r"(?P<secret>dose[0-9a-fA-F]{32})")),
-    ("Databricks OAuth refresh token", re.compile(r"(?P<secret>doau[0-9a-fA-F]{32})")),
-    (
-        "JWT (OAuth access token)",
-        re.compile(r"(?P<secret>eyJ[\w-]{6,}\.eyJ[\w-]{6,}\.[\w-]*)"),
-    ),
-    ("bearer token", re.compile(r"Bearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{24,})", re.I)),
-    (
-        "client secret",
-        re.compile(
-            r"""client_secret["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9._~+/=-]{12,})""", re.I
-        ),
-    ),
-)
+SECRET_PATTERNS = TOKEN_SHAPES
 """``(kind, pattern)`` pairs; the ``secret`` group of each match is the token itself (the rest
-is context, such as ``Bearer`` or the ``client_secret`` key, that a replacement keeps)."""
+is context, such as ``Bearer`` or the ``client_secret`` key, that a replacement keeps). Owned by
+``langchain_dbx_serving._redact``, whose error masking uses the same shapes."""
 
 _SKIPPED_DIRS = frozenset(
     {".git", "__pycache__", ".venv", "venv", "node_modules", ".ruff_cache", ".pytest_cache"}
@@ -73,6 +68,59 @@ def scan_text(text: str) -> Iterator[tuple[int, str, str]]:
         for kind, pattern in SECRET_PATTERNS:
             for match in pattern.finditer(line):
                 yield number, kind, _mask(match.group("secret"))
+
+
+def _cassette_findings(path: Path, text: str) -> list[tuple[str, str]] | None:
+    """``(kind, masked preview)`` for secrets in a cassette's headers and decoded bodies, or
+    ``None`` when the file is not a cassette."""
+    if path.suffix.lower() not in (".yaml", ".yml", ".json") or "interactions" not in text:
+        return None
+    try:
+        if path.suffix.lower() == ".json":
+            import json
+
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except Exception:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
+        return None
+    from langchain_dbx_serving.testing import _codec
+    from langchain_dbx_serving.testing._vcr_config import is_secret_header
+
+    out = []
+    for index, interaction in enumerate(data["interactions"], start=1):
+        for side in ("request", "response"):
+            part = (interaction or {}).get(side) or {}
+            headers = part.get("headers") or {}
+            for name, value in headers.items():
+                values = [v for v in (value if isinstance(value, list) else [value]) if v]
+                if (
+                    values
+                    and is_secret_header(str(name))
+                    and str(name).lower() != "www-authenticate"
+                ):
+                    where = f"interaction {index} {side} header {name}"
+                    out.append((f"credential header ({where})", _mask(str(values[0]))))
+            body = part.get("body")
+            raw = body.get("string") if isinstance(body, dict) else body
+            if isinstance(raw, str):
+                raw = raw.encode("utf-8", "surrogateescape")
+            if not isinstance(raw, bytes) or not raw:
+                continue
+            encoding = next(
+                (v for k, v in headers.items() if k.lower() == "content-encoding"), None
+            )
+            try:
+                decoded = _codec.decode(raw, encoding).decode("utf-8", "replace")
+            except Exception:
+                out.append((f"undecodable body (interaction {index} {side})", f"{encoding}"))
+                continue
+            out += [(kind, preview) for _, kind, preview in scan_text(decoded)]
+    return out
 
 
 def _files(path: Path) -> Iterator[Path]:
@@ -111,6 +159,11 @@ def scan_paths(paths: Iterable[str | Path]) -> tuple[list[Finding], int]:
                 continue
             scanned += 1
             findings += [Finding(file, *hit) for hit in scan_text(text)]
+            seen = {(f.kind, f.preview) for f in findings if f.path == file}
+            for kind, preview in _cassette_findings(file, text) or ():
+                if (kind, preview) not in seen:  # the same secret, already found in the text
+                    seen.add((kind, preview))
+                    findings.append(Finding(file, 0, kind, preview))
     return findings, scanned
 
 

@@ -13,13 +13,9 @@ from typing import Any
 
 import httpx
 
+from langchain_dbx_serving._redact import redact, secrets_in
 from langchain_dbx_serving.errors import DatabricksServingError, MalformedResponseError
-from langchain_dbx_serving.transport._errors import (
-    during_reply_error,
-    request_id_of,
-    scrub,
-    secrets_of,
-)
+from langchain_dbx_serving.transport._errors import during_reply_error, request_id_of
 from langchain_dbx_serving.transport.sse import SSEDecoder
 
 __all__ = ["MAX_ERROR_BODY", "ReplyReader", "aread_error_body", "read_error_body"]
@@ -87,7 +83,7 @@ class ReplyReader:
         who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"
         kind = self.response.headers.get("content-type", "no content-type")
         raw = b"".join(self.parts)[:200].decode("utf-8", "replace")
-        preview = scrub(raw, secrets_of(self.response.request.headers))
+        preview = redact(raw, secrets_in(self.response.request.headers))
         return MalformedResponseError(
             f"{who} returned a reply that is not JSON ({kind}): {preview!r} — check that the URL "
             "points at a serving endpoint",

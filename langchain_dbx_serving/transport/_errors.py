@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from langchain_dbx_serving._redact import redact, secrets_in
 from langchain_dbx_serving.errors import (
     APIStatusError,
     ConfigurationError,
@@ -37,7 +38,6 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _MAX_MESSAGE = 500
 _MAX_RETRY_AFTER = 120.0
-_MIN_SECRET = 8  # shorter header values are not scrubbed (they would mangle ordinary text)
 # Failures before any reply byte after which re-sending is safe: the request never reached the
 # endpoint (refused, connect timeout), or the connection died before a status line came back
 # (a reset, or a pooled keep-alive connection the server had already closed).
@@ -64,6 +64,11 @@ _SERVER_HINT = "the endpoint failed while serving the request; retry later or ch
 
 
 def _hint(status: int) -> str:
+    if 300 <= status < 400:
+        return (
+            "the server redirected the request, and redirects are not followed (the token must "
+            "not go to another URL): point host= / base_url= at the final URL"
+        )
     if status in _HINTS:
         return _HINTS[status]
     return _SERVER_HINT if status >= 500 else "check the request"
@@ -138,22 +143,8 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER)
 
 
-def secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The credential values in request headers (the token of ``Authorization: Bearer ...``)."""
-    out = []
-    for name, value in headers.items():
-        if name.lower() in ("authorization", "x-databricks-azure-sp-management-token"):
-            credential = value.partition(" ")[2] or value
-            if len(credential) >= _MIN_SECRET:
-                out.append(credential)
-    return tuple(out)
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (a server may echo the token back)."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+secrets_of = secrets_in
+"""The credential values of request headers (``langchain_dbx_serving._redact.secrets_in``)."""
 
 
 def is_retryable(exc: httpx.HTTPError) -> bool:
@@ -179,9 +170,11 @@ def status_error(
     ``secrets`` (the credentials sent) are masked in the message and the kept body.
     """
     status = response.status_code
-    text = scrub(body.decode("utf-8", "replace"), secrets)
+    text = redact(body.decode("utf-8", "replace"), secrets)
     code, message, parsed = parse_error_body(text)
     message = message or response.reason_phrase or "no error message"
+    if 300 <= status < 400 and response.headers.get("location"):
+        message = f"{message} (to {_origin(response.headers['location'])})"
     who = f"endpoint {endpoint!r}" if endpoint else f"{response.request.url}"
     code_part = f" {code}" if code else ""
     summary = f"{who} returned {status}{code_part}: {message} — {_hint(status)}{_gave_up(retries)}"
@@ -194,6 +187,12 @@ def status_error(
         body=parsed if parsed is not None else text[:2000],
         retry_after=parse_retry_after(response.headers.get("retry-after")),
     )
+
+
+def _origin(url: str) -> str:
+    """The scheme and host of a URL, not its path or query (they may hold anything)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" if parts.hostname else "a relative URL"
 
 
 def _describe(exc: httpx.HTTPError) -> str:

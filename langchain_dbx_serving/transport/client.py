@@ -47,6 +47,7 @@ from langchain_dbx_serving.transport._errors import (
     secrets_of,
     status_error,
 )
+from langchain_dbx_serving.transport._proxy import check_first_hop, client_options
 from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 __all__ = ["Transport"]
@@ -149,7 +150,9 @@ class Transport:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout(), limits=self._limits())
+                    self._client = httpx.Client(
+                        timeout=self._timeout(), limits=self._limits(), **client_options()
+                    )
         return self._client
 
     def _async_client(self) -> _LoopClient:
@@ -163,7 +166,9 @@ class Transport:
             for key, old in list(self._async_clients.items()):
                 if old.loop is not None and old.loop.is_closed():
                     del self._async_clients[key]
-            client = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
+            client = httpx.AsyncClient(
+                timeout=self._timeout(), limits=self._limits(), **client_options()
+            )
             entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
             self._async_clients[id(loop)] = entry
         return entry
@@ -200,6 +205,7 @@ class Transport:
         """The request of one attempt. The plain headers dict lives only in this frame, which
         has returned before anything can fail: a traceback formatted with its locals (pytest
         ``--showlocals``, error trackers) shows the request, whose repr masks the token."""
+        check_first_hop(client, call.url, allow_insecure_http=self.allow_insecure_http)
         headers = self._headers(call.url, extra)
         call.secrets = secrets_of(headers)
         return client.build_request(
@@ -270,7 +276,7 @@ class Transport:
                 failure = exc
                 error, retryable = self._connection_failure(exc, call)
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a redirect is not followed: an error
                     return response
                 # A server may echo the token in an error body: drop it before raising, so
                 # that a traceback formatted with its frames' locals cannot show it.
@@ -361,7 +367,7 @@ class Transport:
                 pool.release()
                 raise
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:  # a redirect is not followed: an error
                     return response, pool
                 try:
                     error_body = await aread_error_body(response)

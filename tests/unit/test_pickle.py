@@ -1,7 +1,8 @@
 """Our objects pickle cleanly (Spark executors, multiprocessing), also after their first call.
 
-A pickled object carries its settings and token (an executor needs them to call the endpoint)
-but no HTTP client, connection pool, lock or event-loop state: the copy builds its own clients
+A pickled object carries its settings and an explicit token (an executor needs them to call the
+endpoint; credentials from the environment, a profile or the SDK are resolved again, see
+tests/security/test_pickling.py) but no HTTP client, connection pool, lock or event-loop state: the copy builds its own clients
 on first use and answers like the original.
 """
 
