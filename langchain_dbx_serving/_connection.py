@@ -19,9 +19,9 @@ from typing import Any
 
 import httpx
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from langchain_dbx_serving import auth
+from langchain_dbx_serving import _arguments, auth
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
 
@@ -55,6 +55,12 @@ class DatabricksConnection(BaseModel):
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 
     _transport: Transport | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_arguments(cls, data: Any) -> Any:
+        # Aliases of other packages mapped, unknown names refused: see _arguments.py.
+        return _arguments.normalize(cls, data)
 
     def __getstate__(self) -> dict[Any, Any]:
         # Injected httpx clients hold locks and sockets and belong to this process: a copy

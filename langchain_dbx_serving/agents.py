@@ -21,6 +21,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_dbx_serving.chat_models._base import PreparedCall
+from langchain_dbx_serving.chat_models._layers import DatabricksBinding, bind_kwargs
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -133,10 +134,15 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     # -- request ----------------------------------------------------------------------------------
     def _prepare(self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool) -> PreparedCall:
         messages, items, body_keys = _split_input(value)
-        call = self.chat._prepare(messages, None, {**body_keys, **kwargs}, stream=stream)
+        call = self.chat._prepare(messages, None, kwargs, stream=stream, request=body_keys)
         if items is not None:
             call = dataclasses.replace(call, body={**call.body, "input": items})
         return call
+
+    def bind(self, **kwargs: Any) -> Runnable[AgentInput, AgentResponse]:
+        """Bind call kwargs. ``custom_inputs``, ``databricks_options`` and ``context`` merge key
+        by key: constructor < each bind < the request dict's own < call kwargs."""
+        return DatabricksBinding(bound=self, kwargs=bind_kwargs({}, kwargs))
 
     # -- invoke -----------------------------------------------------------------------------------
     def invoke(
