@@ -390,11 +390,16 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
 
 def _kwarg_layers(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The body parameters one layer of kwargs sets: its keys, its extra_body, return_trace."""
-    body = {k: v for k, v in kwargs.items() if k not in _CALL_ONLY and not k.startswith("ls_")}
+    body = {k: v for k, v in kwargs.items() if k not in _CALL_ONLY and not _consumed(k)}
     layers = [body, dict(kwargs.get("extra_body") or {})]
     if kwargs.get("return_trace") is not None:
         layers.append({"databricks_options": {"return_trace": bool(kwargs["return_trace"])}})
     return layers
+
+
+def _consumed(key: str) -> bool:
+    """Kwargs langchain-core takes for itself (tracing hints), never body keys."""
+    return key.startswith("ls_") or key == "structured_output_format"
 
 
 def _usage_if(call: PreparedCall, chunk: AIMessageChunk) -> AIMessageChunk:

@@ -113,21 +113,17 @@ def bind_kwargs(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str,
 def split_call_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(bound, call)``: the kwargs a model received, split into the bound and the call layer.
 
-    A kwarg is bound when it is the very object recorded at bind time; the call replaced it
-    otherwise. Kwargs LangChain consumed on the way (e.g. ``ls_structured_output_format``)
-    are simply absent from ``kwargs`` and so from both layers.
+    The bound layer is what was recorded at bind time; a kwarg belongs to the call layer
+    unless it is the very object recorded (the shallow merge passed it through). Kwargs
+    LangChain consumes on the way (``ls_*``) are still in the record: the caller skips them.
     """
     record = kwargs.get(BOUND_KEY)
-    record = record if isinstance(record, Mapping) else {}
-    bound: dict[str, Any] = {}
-    call: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        if key == BOUND_KEY:
-            continue
-        if key in record and record[key] is value:
-            bound[key] = value
-        else:
-            call[key] = value
+    bound = dict(record) if isinstance(record, Mapping) else {}
+    call = {
+        key: value
+        for key, value in kwargs.items()
+        if key != BOUND_KEY and not (key in bound and bound[key] is value)
+    }
     return bound, call
 
 
