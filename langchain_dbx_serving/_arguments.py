@@ -86,12 +86,33 @@ def _target_uri(cls: Any, data: dict[str, Any]) -> None:
     )
 
 
+_GATEWAY = (
+    "AI Gateway auto-routing is not supported: pass the gateway's serving URL as base_url"
+)
+_ADVICE = {"use_ai_gateway": _GATEWAY, "use_ai_gateway_native_api": _GATEWAY}
+
+
+def _responses_switch(cls: Any, data: dict[str, Any]) -> None:
+    """databricks-langchain's ``use_responses_api``: one class per protocol here."""
+    wanted = bool(data.pop("use_responses_api"))
+    speaks = any(c.__name__ == "ChatDatabricksResponses" for c in cls.__mro__)
+    if wanted != speaks:
+        other = "ChatDatabricksResponses" if wanted else "ChatDatabricksServing"
+        raise UnknownArgumentError(
+            f"{cls.__name__} got use_responses_api={wanted}: use {other} instead, with the "
+            "same arguments (one class per protocol)",
+            argument="use_responses_api",
+        )
+
+
 def normalize(cls: Any, data: Any) -> Any:
     """Map alias arguments onto fields and refuse unknown ones (see the module docstring)."""
     if not isinstance(data, dict):
         return data
     known = _known_names(cls)
     data = dict(data)
+    if "use_responses_api" in data and "streaming" in known:  # the chat classes
+        _responses_switch(cls, data)
     if "target_uri" in data and "target_uri" not in known:
         _target_uri(cls, data)
     if "extra_body" in known:
@@ -111,6 +132,8 @@ def normalize(cls: Any, data: Any) -> Any:
 
 
 def _unknown(cls: Any, name: str, known: set[str]) -> UnknownArgumentError:
+    if name in _ADVICE:
+        return UnknownArgumentError(f"{cls.__name__}: {_ADVICE[name]}", argument=name)
     public = sorted(n for n in known if not n.startswith("_"))
     matches = difflib.get_close_matches(str(name), public, n=1, cutoff=0.6)
     suggestion = matches[0] if matches else None

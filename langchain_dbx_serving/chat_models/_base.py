@@ -81,6 +81,11 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
 
     _protocol: ClassVar[ModuleType]
 
+    @property
+    def model(self) -> str:
+        """The endpoint name, under databricks-langchain's and langchain-openai's name."""
+        return self.endpoint
+
     # -- LangChain plumbing -----------------------------------------------------------------------
     # Not lc-serializable: langchain-core 1.x's load() revives only classes in its own
     # mapping (or an explicit allowlist), so a dumpd() manifest of ours could not be loaded by
