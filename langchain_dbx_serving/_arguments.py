@@ -86,9 +86,7 @@ def _target_uri(cls: Any, data: dict[str, Any]) -> None:
     )
 
 
-_GATEWAY = (
-    "AI Gateway auto-routing is not supported: pass the gateway's serving URL as base_url"
-)
+_GATEWAY = "AI Gateway auto-routing is not supported: pass the gateway's serving URL as base_url"
 _ADVICE = {"use_ai_gateway": _GATEWAY, "use_ai_gateway_native_api": _GATEWAY}
 
 
