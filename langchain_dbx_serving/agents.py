@@ -247,15 +247,22 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 yield event
 
     # -- LangGraph --------------------------------------------------------------------------------
-    def as_node(self, key: str = "messages") -> Runnable[Mapping[str, Any], dict[str, Any]]:
-        """A LangGraph node: reads ``state[key]`` and returns ``{key: [the agent's AIMessage]}``."""
+    def as_node(
+        self, key: str = "messages", *, runnable: Runnable[Any, AgentResponse] | None = None
+    ) -> Runnable[Mapping[str, Any], dict[str, Any]]:
+        """A LangGraph node: reads ``state[key]`` and returns ``{key: [the agent's AIMessage]}``.
+
+        ``agent.bind(custom_inputs=...).as_node()`` calls the binding (``runnable``), so what
+        was bound is sent.
+        """
+        agent = runnable if runnable is not None else self
 
         async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-            reply = await self.ainvoke(list(state[key]), config)
+            reply = await agent.ainvoke(list(state[key]), config)
             return {key: [reply.to_message()]}
 
         def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-            return {key: [self.invoke(list(state[key]), config).to_message()]}
+            return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")
 

@@ -165,6 +165,10 @@ class DatabricksBinding(RunnableBinding):  # type: ignore[type-arg]
         tool_kwargs = self.bound._tool_binding_kwargs(tools, **kwargs)  # type: ignore[attr-defined]
         return self.bind(**tool_kwargs)
 
+    def as_node(self, key: str = "messages") -> Runnable:  # type: ignore[type-arg]
+        """``AgentEndpoint.as_node`` calling this binding, so what was bound is sent."""
+        return self.bound.as_node(key, runnable=self)  # type: ignore[attr-defined]
+
     def with_structured_output(self, schema: Any = None, **kwargs: Any) -> Runnable:  # type: ignore[type-arg]
         from langchain_dbx_serving.chat_models import _structured
 

@@ -225,3 +225,13 @@ def test_client_settings_per_call_are_refused_not_sent(serving, build, setting) 
     with pytest.raises(TypeError, match=f"{setting}.*set it on the model"):
         build("serving").invoke("hi", **{setting: 5})
     assert len(serving.requests) == before
+
+
+def test_agent_bound_as_a_langgraph_node_sends_what_was_bound(serving, agent) -> None:
+    queue(serving, Reply.text("ok"), Reply.text("ok"), name="responder")
+    node = agent.bind(custom_inputs={"b": 2}).as_node()
+    update = node.invoke({"messages": [("user", "hi")]})
+    assert update["messages"][0].text == "ok"
+    assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2}
+    asyncio.run(node.ainvoke({"messages": [("user", "hi")]}))
+    assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2}

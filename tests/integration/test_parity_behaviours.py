@@ -293,3 +293,27 @@ def test_refusal_block_becomes_a_part_of_the_assistant_message(serving) -> None:
         {"type": "refusal", "refusal": "I cannot do that."},
     ]
     assert not [i for i in items if i.get("type") == "refusal"]
+
+
+def test_responses_stream_custom_outputs_of_every_event_accumulate(serving) -> None:
+    item = {
+        "type": "message",
+        "id": "m1",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "ok", "annotations": []}],
+    }
+    events = [
+        {
+            "type": "response.output_text.delta",
+            "item_id": "m1",
+            "delta": "ok",
+            "custom_outputs": {"a": 1},
+        },
+        {"type": "response.output_item.done", "item": item, "custom_outputs": {"b": 2}},
+        {"custom_outputs": {"a": 3}},
+    ]
+    queue(serving, RawReply(events=events), name="responder")
+    agent = ChatDatabricksResponses(model="responder", host=serving.host, token=serving.token)
+    message = aggregate(list(agent.stream("hi")))
+    assert message.text == "ok"
+    assert message.response_metadata["custom_outputs"] == {"a": 3, "b": 2}
