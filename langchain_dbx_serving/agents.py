@@ -21,7 +21,11 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_dbx_serving.chat_models._base import PreparedCall
-from langchain_dbx_serving.chat_models._layers import DatabricksBinding, bind_kwargs
+from langchain_dbx_serving.chat_models._layers import (
+    DatabricksBinding,
+    bind_kwargs,
+    check_call_kwargs,
+)
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -142,6 +146,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     def bind(self, **kwargs: Any) -> Runnable[AgentInput, AgentResponse]:
         """Bind call kwargs. ``custom_inputs``, ``databricks_options`` and ``context`` merge key
         by key: constructor < each bind < the request dict's own < call kwargs."""
+        check_call_kwargs(kwargs, type(self).__name__)
         return DatabricksBinding(bound=self, kwargs=bind_kwargs({}, kwargs))
 
     # -- invoke -----------------------------------------------------------------------------------

@@ -334,6 +334,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
         """Bind call kwargs; ``custom_inputs``, ``databricks_options`` and ``context`` merge
         key by key with the constructor's, other binds' and the call's (``None`` removes)."""
+        _layers.check_call_kwargs(kwargs, type(self).__name__)
         return _layers.DatabricksBinding(bound=self, kwargs=_layers.bind_kwargs({}, kwargs))
 
     def _tool_binding_kwargs(

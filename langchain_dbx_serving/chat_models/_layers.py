@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -127,8 +128,24 @@ def split_call_kwargs(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return bound, call
 
 
+# Call kwargs with a meaning of their own; a near miss of one of them is a typo, not a body key.
+_KNOWN_CALL_KWARGS = (
+    *MERGED_KEYS,
+    "temperature",
+    "max_tokens",
+    "stop",
+    "return_trace",
+    "stream_usage",
+    "extra_body",
+    "tools",
+    "tool_choice",
+    "response_format",
+)
+
+
 def check_call_kwargs(kwargs: Mapping[str, Any], owner: str) -> None:
-    """Refuse client settings given per call: they are not request body keys."""
+    """Refuse client settings given per call (they are not body keys) and near-miss typos of
+    the kwargs that mean something (``custom_input=`` would be sent as an unknown body key)."""
     settings = sorted(CLIENT_SETTINGS.intersection(kwargs))
     if settings:
         raise TypeError(
@@ -137,6 +154,16 @@ def check_call_kwargs(kwargs: Mapping[str, Any], owner: str) -> None:
             f"{'it' if len(settings) == 1 else 'them'} on the model instead, e.g. "
             f"{owner}(..., {settings[0]}=...)"
         )
+    for name in kwargs:
+        if name in _KNOWN_CALL_KWARGS or name.startswith(("_", "ls_")):
+            continue
+        close = difflib.get_close_matches(name, _KNOWN_CALL_KWARGS, n=1, cutoff=0.85)
+        if close:
+            raise TypeError(
+                f"{owner} got the call argument {name!r}: did you mean {close[0]!r}? (it would "
+                f"be sent as a body key of that name; pass it in extra_body={{...}} if that "
+                "is really what the endpoint expects)"
+            )
 
 
 class DatabricksBinding(RunnableBinding):  # type: ignore[type-arg]
@@ -148,6 +175,7 @@ class DatabricksBinding(RunnableBinding):  # type: ignore[type-arg]
     """
 
     def bind(self, **kwargs: Any) -> Runnable:  # type: ignore[type-arg]
+        check_call_kwargs(kwargs, type(self.bound).__name__)
         return self.__class__(
             bound=self.bound,
             config=self.config,

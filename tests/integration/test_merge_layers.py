@@ -235,3 +235,27 @@ def test_agent_bound_as_a_langgraph_node_sends_what_was_bound(serving, agent) ->
     assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2}
     asyncio.run(node.ainvoke({"messages": [("user", "hi")]}))
     assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("custom_input", "custom_inputs"),
+        ("return_traces", "return_trace"),
+        ("max_token", "max_tokens"),
+    ],
+)
+def test_near_miss_call_and_bind_kwargs_are_refused_not_sent(serving, build, typo, meant) -> None:
+    before = len(serving.requests)
+    with pytest.raises(TypeError, match=f"did you mean '{meant}'"):
+        build("serving").invoke("hi", **{typo: {"a": 1}})
+    with pytest.raises(TypeError, match=f"did you mean '{meant}'"):
+        build("responses").bind(**{typo: {"a": 1}})
+    assert len(serving.requests) == before
+
+
+def test_other_body_keys_per_call_are_still_sent(serving, build) -> None:
+    answer(serving, "serving", Reply.text("ok"))
+    build("serving").invoke("hi", top_k=5, top_p=0.5, max_completion_tokens=9)
+    body = serving.last_request.body
+    assert (body["top_k"], body["top_p"], body["max_completion_tokens"]) == (5, 0.5, 9)
