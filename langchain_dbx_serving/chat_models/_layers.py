@@ -107,7 +107,9 @@ def bind_kwargs(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str,
             kwargs[key] = _merge_two(kwargs.get(key), value, keep_removals=True)
         else:
             kwargs[key] = value
-    kwargs[BOUND_KEY] = dict(kwargs)
+    # LangChain's own hints (ls_structured_output_format, ...) are consumed before the model
+    # runs and are never body keys: the record leaves them out.
+    kwargs[BOUND_KEY] = {k: v for k, v in kwargs.items() if not k.startswith("ls_")}
     return kwargs
 
 

@@ -259,3 +259,19 @@ def test_other_body_keys_per_call_are_still_sent(serving, build) -> None:
     build("serving").invoke("hi", top_k=5, top_p=0.5, max_completion_tokens=9)
     body = serving.last_request.body
     assert (body["top_k"], body["top_p"], body["max_completion_tokens"]) == (5, 0.5, 9)
+
+
+def test_callbacks_see_no_langchain_hints_in_the_bound_record(serving, build) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    seen: list[dict[str, Any]] = []
+
+    class Spy(BaseCallbackHandler):
+        def on_chat_model_start(self, serialized, messages, **kwargs: Any) -> None:
+            seen.append(kwargs["invocation_params"])
+
+    answer(serving, "serving", weather_call("serving"))
+    structured = build("serving").with_structured_output(Weather)
+    assert structured.invoke("w?", config={"callbacks": [Spy()]}) == Weather(city="Rome")
+    assert "ls_structured_output_format" not in repr(seen)
+    assert "ls_structured_output_format" not in serving.last_request.body
