@@ -275,3 +275,13 @@ def test_callbacks_see_no_langchain_hints_in_the_bound_record(serving, build) ->
     assert structured.invoke("w?", config={"callbacks": [Spy()]}) == Weather(city="Rome")
     assert "ls_structured_output_format" not in repr(seen)
     assert "ls_structured_output_format" not in serving.last_request.body
+
+
+def test_a_pickled_binding_still_merges(serving, build) -> None:
+    import pickle
+
+    answer(serving, "serving", Reply.text("ok"))
+    bound = build("serving", custom_inputs={"a": 1}).bind(custom_inputs={"b": 2})
+    copy = pickle.loads(pickle.dumps(bound))  # as Spark ships it to executors
+    copy.invoke("hi", custom_inputs={"c": 3})
+    assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2, "c": 3}
