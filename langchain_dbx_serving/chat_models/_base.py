@@ -171,7 +171,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         }
         params: dict[str, Any] = {}
         layers = [constructor, self.extra_body or {}, *_kwarg_layers(bound)]
-        layers += [request or {}, *_kwarg_layers(call)]
+        layers += [*_kwarg_layers(request or {}), *_kwarg_layers(call)]
         for layer in layers:
             for key, value in layer.items():
                 if key in _layers.MERGED_KEYS:
@@ -193,7 +193,14 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         stream: bool,
         request: Mapping[str, Any] | None = None,
     ) -> PreparedCall:
-        endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
+        request = request or {}
+        endpoint = (
+            kwargs.get("endpoint")
+            or kwargs.get("model")
+            or request.get("endpoint")
+            or request.get("model")
+            or self.endpoint
+        )
         params = self._params(stop, kwargs, request)
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)

@@ -285,3 +285,13 @@ def test_a_pickled_binding_still_merges(serving, build) -> None:
     copy = pickle.loads(pickle.dumps(bound))  # as Spark ships it to executors
     copy.invoke("hi", custom_inputs={"c": 3})
     assert serving.last_request.body["custom_inputs"] == {"a": 1, "b": 2, "c": 3}
+
+
+def test_agent_request_dict_steering_keys_are_not_body_keys(serving, agent) -> None:
+    queue(serving, Reply.text("ok"), name="responder")
+    agent.invoke({**REQUEST, "stream": True, "return_trace": True, "extra_body": {"k": 1}})
+    body = serving.last_request.body
+    assert body["databricks_options"] == {"return_trace": True}
+    assert body["k"] == 1
+    assert "return_trace" not in body and "extra_body" not in body
+    assert body.get("stream") is not True  # a whole reply was asked for by invoke
