@@ -20,9 +20,17 @@ from typing import Any
 
 import httpx
 from langchain_core.utils import from_env
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from langchain_dbx_serving import _paths, auth
+from langchain_dbx_serving import _arguments, _paths, auth
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
 
@@ -74,6 +82,12 @@ class DatabricksConnection(BaseModel):
         if token is None:
             return None
         return SecretStr(auth.clean_secret(token.get_secret_value(), _ARGUMENT))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_arguments(cls, data: Any) -> Any:
+        # Aliases of other packages mapped, unknown names refused: see _arguments.py.
+        return _arguments.normalize(cls, data)
 
     def __getstate__(self) -> dict[Any, Any]:
         # Injected httpx clients hold locks and sockets and belong to this process: a copy

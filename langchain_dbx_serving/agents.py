@@ -22,6 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.chat_models._base import PreparedCall
+from langchain_dbx_serving.chat_models._layers import (
+    DatabricksBinding,
+    bind_kwargs,
+    check_call_kwargs,
+)
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -134,10 +139,16 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     # -- request ----------------------------------------------------------------------------------
     def _prepare(self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool) -> PreparedCall:
         messages, items, body_keys = _split_input(value)
-        call = self.chat._prepare(messages, None, {**body_keys, **kwargs}, stream=stream)
+        call = self.chat._prepare(messages, None, kwargs, stream=stream, request=body_keys)
         if items is not None:
             call = dataclasses.replace(call, body={**call.body, "input": items})
         return call
+
+    def bind(self, **kwargs: Any) -> Runnable[AgentInput, AgentResponse]:
+        """Bind call kwargs. ``custom_inputs``, ``databricks_options`` and ``context`` merge key
+        by key: constructor < each bind < the request dict's own < call kwargs."""
+        check_call_kwargs(kwargs, type(self).__name__)
+        return DatabricksBinding(bound=self, kwargs=bind_kwargs({}, kwargs))
 
     # -- invoke -----------------------------------------------------------------------------------
     def invoke(
@@ -246,15 +257,22 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 yield event
 
     # -- LangGraph --------------------------------------------------------------------------------
-    def as_node(self, key: str = "messages") -> Runnable[Mapping[str, Any], dict[str, Any]]:
-        """A LangGraph node: reads ``state[key]`` and returns ``{key: [the agent's AIMessage]}``."""
+    def as_node(
+        self, key: str = "messages", *, runnable: Runnable[Any, AgentResponse] | None = None
+    ) -> Runnable[Mapping[str, Any], dict[str, Any]]:
+        """A LangGraph node: reads ``state[key]`` and returns ``{key: [the agent's AIMessage]}``.
+
+        ``agent.bind(custom_inputs=...).as_node()`` calls the binding (``runnable``), so what
+        was bound is sent.
+        """
+        agent = runnable if runnable is not None else self
 
         async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-            reply = await self.ainvoke(list(state[key]), config)
+            reply = await agent.ainvoke(list(state[key]), config)
             return {key: [reply.to_message()]}
 
         def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
-            return {key: [self.invoke(list(state[key]), config).to_message()]}
+            return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from langchain_core.embeddings import Embeddings
@@ -54,15 +54,21 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
     max_concurrency: int = Field(default=8, gt=0)
     """Most requests in flight at once in ``aembed_documents``."""
     extra_body: dict[str, Any] | None = None
-    """Other keys to send at the top level of every request body."""
+    """Other keys to send at the top level of every request body (``extra_params`` and
+    ``model_kwargs`` are accepted as aliases)."""
+    query_params: dict[str, Any] | None = None
+    """Keys sent only with ``embed_query`` (over ``extra_body``), as in databricks-langchain,
+    e.g. an ``instruction`` for models that embed queries and documents differently."""
+    documents_params: dict[str, Any] | None = None
+    """Keys sent only with ``embed_documents`` (over ``extra_body``)."""
 
     def _url(self) -> str:
         if self.route == "embeddings":
             return f"{self._root_url()}/embeddings"
         return f"{self._root_url()}/{endpoint_segment(self.endpoint)}/invocations"
 
-    def _body(self, texts: Sequence[str]) -> dict[str, Any]:
-        params = dict(self.extra_body or {})
+    def _body(self, texts: Sequence[str], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+        params = {**(self.extra_body or {}), **(extra or {})}
         if self.route == "embeddings":
             params["model"] = self.endpoint
         return protocol.encode_request(texts, params)
@@ -71,34 +77,39 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
         for start in range(0, len(texts), self.batch_size):
             yield list(texts[start : start + self.batch_size])
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
-        reply = self.transport.post_json(self._url(), self._body(texts), endpoint=self.endpoint)
+    def _embed(self, texts: list[str], extra: Mapping[str, Any] | None) -> list[list[float]]:
+        body = self._body(texts, extra)
+        reply = self.transport.post_json(self._url(), body, endpoint=self.endpoint)
         return protocol.decode_reply(reply, len(texts))
 
-    async def _aembed(self, texts: list[str], slots: asyncio.Semaphore) -> list[list[float]]:
+    async def _aembed(
+        self, texts: list[str], slots: asyncio.Semaphore, extra: Mapping[str, Any] | None
+    ) -> list[list[float]]:
         async with slots:
             reply = await self.transport.apost_json(
-                self._url(), self._body(texts), endpoint=self.endpoint
+                self._url(), self._body(texts, extra), endpoint=self.endpoint
             )
         return protocol.decode_reply(reply, len(texts))
 
     @clears_frames
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed ``texts`` (in batches of ``batch_size``), one vector per text, in order."""
-        return [vector for batch in self._batches(texts) for vector in self._embed(batch)]
+        extra = self.documents_params
+        return [vector for batch in self._batches(texts) for vector in self._embed(batch, extra)]
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one text."""
-        return self._embed([text])[0]
+        """Embed one text (with ``query_params``)."""
+        return self._embed([text], self.query_params)[0]
 
     @clears_frames
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`; batches are sent concurrently (``max_concurrency``)."""
         slots = asyncio.Semaphore(self.max_concurrency)
         batches = list(self._batches(texts))
-        results = await asyncio.gather(*(self._aembed(batch, slots) for batch in batches))
+        extra = self.documents_params
+        results = await asyncio.gather(*(self._aembed(b, slots, extra) for b in batches))
         return [vector for result in results for vector in result]
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`."""
-        return (await self._aembed([text], asyncio.Semaphore(1)))[0]
+        return (await self._aembed([text], asyncio.Semaphore(1), self.query_params))[0]

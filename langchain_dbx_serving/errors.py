@@ -10,6 +10,7 @@ The hierarchy::
 
     DatabricksServingError
     ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
+    │   └── UnknownArgumentError     a constructor argument no field takes (also a TypeError)
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
@@ -59,6 +60,7 @@ __all__ = [
     "StreamInterruptedError",
     "TraceParseError",
     "TransportError",
+    "UnknownArgumentError",
     "status_error_class",
 ]
 
@@ -102,6 +104,18 @@ def _rebuild(cls: type[DatabricksServingError], message: str, state: dict[str, A
 
 class ConfigurationError(DatabricksServingError):
     """The client is missing a host or credentials, or they are unusable. Nothing was sent."""
+
+
+class UnknownArgumentError(ConfigurationError, TypeError):
+    """A constructor argument that no field takes (a typo, or another package's name).
+
+    ``argument`` is the name given, ``suggestion`` the nearest field name (or ``None``).
+    """
+
+    def __init__(self, message: str, *, argument: str, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.suggestion = suggestion
 
 
 class TransportError(DatabricksServingError):

@@ -23,16 +23,18 @@ from pydantic import ConfigDict, Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving._redact import clears_frames
-from langchain_dbx_serving.chat_models import _structured
-from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
+from langchain_dbx_serving.chat_models import _layers, _structured
+from langchain_dbx_serving.chat_models._tools import (
+    check_tool_choice,
+    format_tools,
+    normalize_tool_choice,
+)
 from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
-# Body keys whose dict values are merged key by key (call over constructor), not replaced.
-_MERGED_KEYS = ("custom_inputs", "databricks_options", "context")
 # Call kwargs that steer the call itself and are never sent as body keys.
-_CALL_ONLY = ("stream", "endpoint", "model", "extra_body", "return_trace")
+_CALL_ONLY = ("stream", "endpoint", "model", "extra_body", "return_trace", "stream_usage")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class PreparedCall:
     body: dict[str, Any]
     headers: dict[str, str] | None
     decode_options: dict[str, Any]
+    stream_usage: bool = True
 
 
 class DatabricksChatBase(DatabricksConnection, BaseChatModel):
@@ -74,8 +77,15 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
     """Whether ``invoke`` should stream under the hood (LangChain convention)."""
+    stream_usage: bool = True
+    """Whether streams carry ``usage_metadata`` (on their last chunk); also a call kwarg."""
 
     _protocol: ClassVar[ModuleType]
+
+    @property
+    def model(self) -> str:
+        """The endpoint name, under databricks-langchain's and langchain-openai's name."""
+        return self.endpoint
 
     # -- LangChain plumbing -----------------------------------------------------------------------
     # Not lc-serializable: langchain-core 1.x's load() revives only classes in its own
@@ -138,9 +148,20 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             options["return_trace"] = True
         return options or None
 
-    def _params(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Constructor fields, then ``extra_body``, then call kwargs (``bind``/``invoke``)."""
-        params: dict[str, Any] = {
+    def _params(
+        self,
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        request: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The body parameters: constructor < each ``bind`` < ``request`` < call kwargs.
+
+        ``custom_inputs``, ``databricks_options`` and ``context`` merge key by key across
+        these layers (``None`` removes a key); other keys: the last layer wins.
+        """
+        _layers.check_call_kwargs(kwargs, type(self).__name__)
+        bound, call = _layers.split_call_kwargs(kwargs)
+        constructor: dict[str, Any] = {
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "stop": self.stop or None,
@@ -149,20 +170,15 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "context": self.context,
             "databricks_options": self._databricks_options(),
         }
-        params.update(self.extra_body or {})
-        call = {k: v for k, v in kwargs.items() if k not in _CALL_ONLY}
-        call.update(kwargs.get("extra_body") or {})
-        if kwargs.get("return_trace") is not None:
-            call["databricks_options"] = {
-                **(call.get("databricks_options") or {}),
-                "return_trace": bool(kwargs["return_trace"]),
-            }
-        for key, value in call.items():
-            current = params.get(key)
-            if key in _MERGED_KEYS and isinstance(value, Mapping) and isinstance(current, Mapping):
-                params[key] = {**current, **value}
-            else:
-                params[key] = value
+        params: dict[str, Any] = {}
+        layers = [constructor, self.extra_body or {}, *_kwarg_layers(bound)]
+        layers += [*_kwarg_layers(request or {}), *_kwarg_layers(call)]
+        for layer in layers:
+            for key, value in layer.items():
+                if key in _layers.MERGED_KEYS:
+                    params[key] = _layers.merge_layers(params.get(key), value)
+                else:
+                    params[key] = value
         if stop is not None:
             params["stop"] = stop or None
         if "tool_choice" in params:
@@ -176,13 +192,27 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         kwargs: Mapping[str, Any],
         *,
         stream: bool,
+        request: Mapping[str, Any] | None = None,
     ) -> PreparedCall:
-        endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
-        params = self._params(stop, kwargs)
+        request = request or {}
+        endpoint = (
+            kwargs.get("endpoint")
+            or kwargs.get("model")
+            or request.get("endpoint")
+            or request.get("model")
+            or self.endpoint
+        )
+        params = self._params(stop, kwargs, request)
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
+        stream_usage = kwargs.get("stream_usage")
         return PreparedCall(
-            endpoint, self._url(endpoint), body, self._headers(params), self._decode_options(params)
+            endpoint,
+            self._url(endpoint),
+            body,
+            self._headers(params),
+            self._decode_options(params),
+            self.stream_usage if stream_usage is None else bool(stream_usage),
         )
 
     # -- the run, where LangChain does not pass it (see tracing/_runs.py) --------------------------
@@ -248,7 +278,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         reply = self.transport.post_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        result = self._protocol.decode_reply(reply, **call.decode_options)
+        result = _finish_reasons(self._protocol.decode_reply(reply, **call.decode_options))
         return self._surfacer(call, run_manager).result(result)
 
     @clears_frames
@@ -263,7 +293,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         reply = await self.transport.apost_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers
         )
-        result = self._protocol.decode_reply(reply, **call.decode_options)
+        result = _finish_reasons(self._protocol.decode_reply(reply, **call.decode_options))
         return await self._surfacer(call, run_manager).aresult(result)
 
     @clears_frames
@@ -285,9 +315,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             for data in events:
                 for chunk in decoder.feed(data):
                     received.append(chunk)
-                    yield traces.chunk(chunk)
+                    yield _finished(traces.chunk(_usage_if(call, chunk)))
             for chunk in decoder.finish():
-                yield traces.chunk(chunk)
+                yield _finished(traces.chunk(_usage_if(call, chunk)))
 
     @clears_frames
     async def _astream(
@@ -308,11 +338,30 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             async for data in events:
                 for chunk in decoder.feed(data):
                     received.append(chunk)
-                    yield await traces.achunk(chunk)
+                    yield _finished(await traces.achunk(_usage_if(call, chunk)))
             for chunk in decoder.finish():
-                yield await traces.achunk(chunk)
+                yield _finished(await traces.achunk(_usage_if(call, chunk)))
 
     # -- tools and structured output --------------------------------------------------------------
+    def bind(self, **kwargs: Any) -> Runnable[LanguageModelInput, BaseMessage]:
+        """Bind call kwargs; ``custom_inputs``, ``databricks_options`` and ``context`` merge
+        key by key with the constructor's, other binds' and the call's (``None`` removes)."""
+        _layers.check_call_kwargs(kwargs, type(self).__name__)
+        return _layers.DatabricksBinding(bound=self, kwargs=_layers.bind_kwargs({}, kwargs))
+
+    def _tool_binding_kwargs(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        formatted = format_tools(tools, strict=strict)
+        if tool_choice is not None:
+            kwargs["tool_choice"] = check_tool_choice(normalize_tool_choice(tool_choice), formatted)
+        return {"tools": formatted, **kwargs}
+
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
@@ -323,11 +372,13 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     ) -> Runnable[LanguageModelInput, BaseMessage]:
         """Bind tools (LangChain tools, functions, pydantic models or OpenAI tool dicts).
 
-        ``tool_choice``: ``"auto"``, ``"none"``, ``"required"``/``"any"``, a tool name, or a dict.
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"required"``/``"any"``, a tool name, or a dict;
+        naming a tool that is not in ``tools`` raises ``ValueError`` here, not at the endpoint.
         """
-        if tool_choice is not None:
-            kwargs["tool_choice"] = normalize_tool_choice(tool_choice)
-        return super().bind(tools=format_tools(tools, strict=strict), **kwargs)
+        tool_kwargs = self._tool_binding_kwargs(
+            tools, tool_choice=tool_choice, strict=strict, **kwargs
+        )
+        return self.bind(**tool_kwargs)
 
     def with_structured_output(  # type: ignore[override]
         self,
@@ -345,8 +396,54 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         With ``include_raw=True`` the output is ``{"raw", "parsed", "parsing_error"}``.
         """
         return _structured.build(
-            self, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
+            self,
+            schema,
+            method=method,
+            include_raw=include_raw,
+            strict=strict,
+            endpoint=self.endpoint,
+            **kwargs,
         )
+
+
+def _kwarg_layers(kwargs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The body parameters one layer of kwargs sets: its keys, its extra_body, return_trace."""
+    body = {k: v for k, v in kwargs.items() if k not in _CALL_ONLY and not _consumed(k)}
+    layers = [body, dict(kwargs.get("extra_body") or {})]
+    if kwargs.get("return_trace") is not None:
+        layers.append({"databricks_options": {"return_trace": bool(kwargs["return_trace"])}})
+    return layers
+
+
+def _consumed(key: str) -> bool:
+    """Kwargs langchain-core takes for itself (tracing hints), never body keys."""
+    return key.startswith("ls_") or key == "structured_output_format"
+
+
+def _usage_if(call: PreparedCall, chunk: AIMessageChunk) -> AIMessageChunk:
+    """``stream_usage=False``: the stream carries no ``usage_metadata``."""
+    if call.stream_usage or chunk.usage_metadata is None:
+        return chunk
+    return chunk.model_copy(update={"usage_metadata": None})
+
+
+def _finished(generation: ChatGenerationChunk) -> ChatGenerationChunk:
+    """``generation_info["finish_reason"]`` on the chunk that carries it (as langchain-openai)."""
+    reason = generation.message.response_metadata.get("finish_reason")
+    if reason is not None:
+        generation.generation_info = {**(generation.generation_info or {}), "finish_reason": reason}
+    return generation
+
+
+def _finish_reasons(result: ChatResult) -> ChatResult:
+    for generation in result.generations:
+        reason = generation.message.response_metadata.get("finish_reason")
+        if reason is not None:
+            generation.generation_info = {
+                **(generation.generation_info or {}),
+                "finish_reason": reason,
+            }
+    return result
 
 
 class _keep_partial:

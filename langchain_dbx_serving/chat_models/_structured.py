@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,9 +29,14 @@ def build(
     method: Method = "function_calling",
     include_raw: bool = False,
     strict: bool | None = None,
+    endpoint: str = "",
     **kwargs: Any,
 ) -> Runnable:
-    """The runnable returned by ``with_structured_output``."""
+    """The runnable returned by ``with_structured_output``.
+
+    ``endpoint`` decides ``strict`` for ``json_schema`` when the caller did not: see
+    :func:`accepts_strict`.
+    """
     if kwargs:
         raise ValueError(f"unexpected with_structured_output arguments: {sorted(kwargs)}")
     is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
@@ -49,9 +55,11 @@ def build(
         )
     elif method == "json_schema":
         json_schema = convert_to_json_schema(schema)
+        if strict is None and accepts_strict(endpoint):
+            strict = True
         spec: dict[str, Any] = {
             "name": json_schema.get("title") or convert_to_openai_tool(schema)["function"]["name"],
-            "schema": json_schema,
+            "schema": strict_schema(json_schema) if strict else json_schema,
         }
         if strict is not None:
             spec["strict"] = strict
@@ -76,3 +84,71 @@ def build(
     )
     no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
     return RunnableMap(raw=llm) | parse.with_fallbacks([no_parse], exception_key="parsing_error")
+
+
+# OpenAI-family models (GPT, o-series) behind Databricks enforce a schema with "strict": true
+# and then require it to be strict-compatible (additionalProperties false on every object,
+# every property required). Other families (Claude, Llama, Gemini, Gemma, Qwen, ...) follow
+# the schema without the flag, and custom endpoints may reject unknown keys: no "strict".
+_STRICT_FAMILY = re.compile(r"(^|[-_/.])(gpt|o[1-9]|openai)([-_/.]|$|\d)", re.IGNORECASE)
+
+
+def accepts_strict(endpoint: str) -> bool:
+    """Whether ``response_format`` gets ``"strict": true`` for this endpoint by default.
+
+    >>> accepts_strict("databricks-gpt-5"), accepts_strict("databricks-claude-sonnet-4")
+    (True, False)
+    """
+    return bool(_STRICT_FAMILY.search(endpoint or ""))
+
+
+def strict_schema(schema: Any) -> Any:
+    """A copy of a JSON schema that strict structured outputs accept.
+
+    Every object gets ``additionalProperties: false`` and lists all its properties as
+    required; properties that were optional become nullable, so "absent" stays expressible.
+
+    >>> strict_schema({"type": "object", "properties": {"a": {"type": "string"}}})
+    {'type': 'object', 'properties': {'a': {'type': ['string', 'null']}}, 'required': ['a'], 'additionalProperties': False}
+    """  # noqa: E501
+    if isinstance(schema, list):
+        return [strict_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _NAMED_SUBSCHEMAS and isinstance(value, dict):
+            out[key] = {name: strict_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = strict_schema(value)
+    properties = out.get("properties")
+    if out.get("type") == "object" or isinstance(properties, dict):
+        properties = properties if isinstance(properties, dict) else {}
+        required = set(out.get("required") or [])
+        for name, sub in properties.items():
+            if name not in required:
+                properties[name] = _nullable(sub)
+        if properties:
+            out["properties"] = properties
+        out["required"] = list(properties)
+        out["additionalProperties"] = False
+    return out
+
+
+_NAMED_SUBSCHEMAS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def _nullable(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return schema if kind == "null" else {**schema, "type": [kind, "null"]}
+    if isinstance(kind, list):
+        return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
+    options = schema.get("anyOf")
+    if isinstance(options, list):
+        if any(isinstance(o, dict) and o.get("type") == "null" for o in options):
+            return schema
+        return {**schema, "anyOf": [*options, {"type": "null"}]}
+    return {"anyOf": [schema, {"type": "null"}]}

@@ -36,3 +36,32 @@ def normalize_tool_choice(tool_choice: Any) -> Any:
         f"tool_choice must be 'auto', 'none', 'required', 'any', a tool name or a dict, "
         f"not {tool_choice!r}"
     )
+
+
+def _tool_name(tool: Any) -> str | None:
+    if not isinstance(tool, dict):
+        return None
+    function = tool.get("function")
+    name = function.get("name") if isinstance(function, dict) else tool.get("name")
+    return name if isinstance(name, str) else None
+
+
+def check_tool_choice(tool_choice: Any, tools: Sequence[Any]) -> Any:
+    """``tool_choice`` unchanged, after checking that a named tool is one of ``tools``.
+
+    >>> check_tool_choice("auto", [])
+    'auto'
+    """
+    if not isinstance(tool_choice, dict):
+        return tool_choice
+    function = tool_choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
+    if not isinstance(name, str):
+        return tool_choice  # e.g. {"type": "web_search"}: a built-in tool, nothing to check
+    names = [n for n in (_tool_name(tool) for tool in tools) if n]
+    if name not in names:
+        raise ValueError(
+            f"tool_choice names the tool {name!r}, but the tools bound are {names}: pass the "
+            f"tool in `tools` too, or choose 'auto', 'required' or one of {names}"
+        )
+    return tool_choice

@@ -85,12 +85,16 @@ class StreamDecoder:
         self._meta.absorb_event(event)
         if self._meta.finish_reason is not None:
             self._complete = True
-        if "choices" in event:
+        # A ChatAgent event may carry `"choices": null` or `[]` next to its top-level delta
+        # (or messages): the shape is decided by what carries content, not by a key's presence.
+        if event.get("choices"):
             chunk = self._on_completion_event(event, data)
-        elif "delta" in event:
+        elif event.get("delta") is not None:
             chunk = self._on_agent_message(validate(WireAgentChunk, event, data).delta)
-        elif "messages" in event:
+        elif event.get("messages") is not None:
             chunk = self._on_agent_reply(validate(WireAgentReply, event, data))
+        elif "choices" in event:
+            chunk = self._on_completion_event(event, data)  # checks the shape; no content
         else:
             chunk = None  # metadata only (usage, databricks_output, trace_id) or unknown
         if chunk is None:
@@ -140,10 +144,12 @@ class StreamDecoder:
                 message = _with_tool_indexes(choice.message)
             self._meta.absorb_finish_reason(choice.finish_reason)
             self._meta.absorb_logprobs(choice.logprobs)
+            self._meta.absorb_custom_outputs(choice.custom_outputs)
             if self._meta.finish_reason is not None:
                 self._complete = True
             if message is None:
                 continue
+            self._meta.absorb_custom_outputs(message.custom_outputs)
             content.extend(content_pieces(message))
             tool_chunks.extend(self._tools.add(message.tool_calls or []))
             if isinstance(message.refusal, str):
@@ -169,11 +175,14 @@ class StreamDecoder:
 
     def _on_agent_message(self, delta: WireMessage) -> AIMessageChunk | None:
         self._agent_seen = True
+        self._meta.absorb_custom_outputs(delta.custom_outputs)
         return self._chunk(self._agent.add(delta), [])
 
     def _on_agent_reply(self, reply: WireAgentReply) -> AIMessageChunk | None:
         self._complete = True  # a whole ChatAgent reply fed as one event
         self._agent_seen = True
+        for message in reply.messages:
+            self._meta.absorb_custom_outputs(message.custom_outputs)
         text = "".join(self._agent.add(message) for message in reply.messages)
         return self._chunk(text, [])
 

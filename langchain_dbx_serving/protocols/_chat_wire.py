@@ -63,6 +63,7 @@ class WireMessage(_Wire):
     reasoning: Any = None
     refusal: Any = None
     id: Any = None
+    custom_outputs: Any = None
 
 
 class WireChoice(_Wire):
@@ -71,6 +72,7 @@ class WireChoice(_Wire):
     delta: WireMessage | None = None
     finish_reason: Any = None
     logprobs: Any = None
+    custom_outputs: Any = None
 
 
 class WireCompletion(_Wire):
@@ -353,8 +355,7 @@ class ReplyMetadata:
         self.id = self.id or as_str(event.get("id"))
         self.model = self.model or as_str(event.get("model"))
         self.absorb_finish_reason(event.get("finish_reason"))
-        if event.get("custom_outputs") is not None:
-            self.custom_outputs = event["custom_outputs"]
+        self.absorb_custom_outputs(event.get("custom_outputs"))
         usage = event.get("usage")
         if isinstance(usage, Mapping):
             self.usage.update((k, v) for k, v in usage.items() if v is not None)
@@ -362,6 +363,21 @@ class ReplyMetadata:
         if as_str(event.get("trace_id")):
             # MLflow AgentServer sends a bare {"trace_id": ...} event before [DONE].
             self.trace.setdefault("trace_id", event["trace_id"])
+
+    def absorb_custom_outputs(self, value: Any) -> None:
+        """``custom_outputs`` of any event, choice, message or delta, in arrival order.
+
+        Dicts accumulate key by key (a later event's key wins), so outputs an agent spreads
+        over a stream all survive; a value that is not a dict replaces what came before.
+        """
+        if value is None:
+            return
+        if isinstance(value, Mapping) and isinstance(self.custom_outputs, Mapping):
+            self.custom_outputs = {**self.custom_outputs, **value}
+        elif isinstance(value, Mapping):
+            self.custom_outputs = dict(value)
+        else:
+            self.custom_outputs = value
 
     def absorb_finish_reason(self, value: Any) -> None:
         reason = map_finish_reason(value)

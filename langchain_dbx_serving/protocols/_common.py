@@ -50,6 +50,14 @@ def _int(value: Any) -> int | None:
 def map_usage(usage: Any) -> UsageMetadata | None:
     """Map a wire ``usage`` object (chat-completions or responses naming) to LangChain's.
 
+    LangChain's convention: ``input_tokens`` counts every input token, cached ones included,
+    and ``input_token_details`` splits out ``cache_read`` / ``cache_creation`` / ``audio``
+    (docs/usage.md has the table and its sources). Databricks' ``prompt_tokens`` already
+    includes Claude's ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` and
+    OpenAI's ``cached_tokens``, so they are split out, never added. Anthropic's own naming
+    (``input_tokens`` next to ``cache_*_input_tokens``, as an agent may pass it through)
+    excludes them: they are added, unless ``total_tokens`` shows they are already in.
+
     Returns ``None`` when the object carries no token counts at all. Missing totals are
     computed; ``None`` values (sent on intermediate chunks by some models) count as absent.
     """
@@ -62,12 +70,13 @@ def map_usage(usage: Any) -> UsageMetadata | None:
         return None
     input_tokens = input_tokens or 0
     output_tokens = output_tokens or 0
+    in_details = _input_details(usage)
+    input_tokens += _cache_tokens_left_out(usage, input_tokens, output_tokens, total, in_details)
     result = UsageMetadata(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         total_tokens=total if total is not None else input_tokens + output_tokens,
     )
-    in_details = _input_details(usage)
     if in_details:
         result["input_token_details"] = in_details
     out_details = _output_details(usage)
@@ -76,24 +85,55 @@ def map_usage(usage: Any) -> UsageMetadata | None:
     return result
 
 
+def _cache_tokens_left_out(
+    usage: Mapping[str, Any],
+    input_tokens: int,
+    output_tokens: int,
+    total: int | None,
+    details: Mapping[str, int],
+) -> int:
+    """Cache tokens the wire's input count leaves out (Anthropic naming only), else 0."""
+    if "prompt_tokens" in usage or "input_tokens" not in usage:
+        return 0  # chat-completions naming: Databricks includes cached tokens
+    if "cache_read_input_tokens" not in usage and "cache_creation_input_tokens" not in usage:
+        return 0  # responses naming (input_tokens_details.cached_tokens): included
+    cached = details.get("cache_read", 0) + details.get("cache_creation", 0)
+    if total is not None and total == input_tokens + output_tokens:
+        return 0  # the total shows the input count already holds them
+    return cached
+
+
 def _input_details(usage: Mapping[str, Any]) -> InputTokenDetails:
     details: dict[str, int] = {}
     nested = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    cached = _int(nested.get("cached_tokens")) if isinstance(nested, Mapping) else None
+    nested = nested if isinstance(nested, Mapping) else {}
+    cached = _int(nested.get("cached_tokens"))
     for key in ("cache_read_input_tokens", "prompt_cache_hit_tokens"):
         cached = cached if cached is not None else _int(usage.get(key))
     if cached:
         details["cache_read"] = cached
     created = _int(usage.get("cache_creation_input_tokens"))
+    if created is None:
+        created = _int(nested.get("cache_creation_tokens"))
     if created:
         details["cache_creation"] = created
+    audio = _int(nested.get("audio_tokens"))
+    if audio:
+        details["audio"] = audio
     return InputTokenDetails(**details)  # type: ignore[typeddict-item]
 
 
 def _output_details(usage: Mapping[str, Any]) -> OutputTokenDetails:
     nested = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    reasoning = _int(nested.get("reasoning_tokens")) if isinstance(nested, Mapping) else None
-    return OutputTokenDetails(reasoning=reasoning) if reasoning else OutputTokenDetails()
+    nested = nested if isinstance(nested, Mapping) else {}
+    details: dict[str, int] = {}
+    reasoning = _int(nested.get("reasoning_tokens"))
+    if reasoning:
+        details["reasoning"] = reasoning
+    audio = _int(nested.get("audio_tokens"))
+    if audio:
+        details["audio"] = audio
+    return OutputTokenDetails(**details)  # type: ignore[typeddict-item]
 
 
 def trace_id_of(trace: Any) -> str | None:

@@ -406,6 +406,9 @@ class _AssistantEncoder:
             self._out.append(server_result_item(block))
         elif kind == "non_standard" and "value" in block:
             self._wire_object(block["value"])
+        elif kind == "refusal":
+            # A refusal is a part of the assistant message, next to its output_text parts.
+            self._parts.append({"type": "refusal", "refusal": str(block.get("refusal") or "")})
         else:
             self._flush_text()
             self._out.append(dict(block))

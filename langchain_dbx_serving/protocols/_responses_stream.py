@@ -121,7 +121,7 @@ class StreamDecoder:
 
     @property
     def custom_outputs(self) -> dict[str, Any] | None:
-        """The latest ``custom_outputs`` dict seen on any event."""
+        """The ``custom_outputs`` of every event so far, merged key by key (later keys win)."""
         return self._custom_outputs
 
     @property
@@ -242,7 +242,8 @@ class StreamDecoder:
     def _note_common(self, event: Mapping[str, Any], *, with_id: bool) -> None:
         custom = event.get("custom_outputs")
         if isinstance(custom, dict):
-            self._custom_outputs = custom
+            # Accumulated key by key over the events, as on the chat-completions side.
+            self._custom_outputs = {**(self._custom_outputs or {}), **custom}
         found = databricks_output_metadata(event)
         if found:
             self._databricks = found

@@ -275,9 +275,9 @@ def decode_reply(body: Any) -> ChatResult:
             f"the endpoint's reply is not a JSON object: {preview(body)!r}", event=preview(body)
         )
     raise_for_error(body)
-    if "choices" in body:
+    if body.get("choices") or ("choices" in body and body.get("messages") is None):
         return _decode_completion(body)
-    if "messages" in body:
+    if body.get("messages") is not None:
         return _decode_agent_reply(body)
     raise MalformedResponseError(
         "the endpoint's reply has neither `choices` (chat completions) nor `messages` "
@@ -298,7 +298,9 @@ def _decode_completion(body: Mapping[str, Any]) -> ChatResult:
         meta.absorb_event(body)
         meta.absorb_finish_reason(choice.finish_reason)
         meta.absorb_logprobs(choice.logprobs)
+        meta.absorb_custom_outputs(choice.custom_outputs)
         message = choice.message or choice.delta or WireMessage()
+        meta.absorb_custom_outputs(message.custom_outputs)
         generations.append(ChatGeneration(message=_map_reply_message(message, meta)))
     return ChatResult(generations=generations, llm_output=_reply_metadata(body).llm_output())
 
@@ -329,6 +331,8 @@ def _decode_agent_reply(body: Mapping[str, Any]) -> ChatResult:
     """
     reply = validate(WireAgentReply, body, body)
     meta = _reply_metadata(body)
+    for wire_message in reply.messages:  # outer before inner, as in a stream
+        meta.absorb_custom_outputs(wire_message.custom_outputs)
     meta.agent_messages = [agent_message_dict(m) for m in reply.messages]
     texts = [agent_text(m) for m in reply.messages if agent_role(m.role) == "assistant"]
     message = AIMessage(

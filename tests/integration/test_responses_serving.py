@@ -652,7 +652,8 @@ def test_structured_output_json_schema_sends_text_format(serving, make_agent) ->
             "format": {
                 "type": "json_schema",
                 "name": "Weather",
-                "schema": WEATHER_SCHEMA,
+                # strict: the schema is made strict-compatible
+                "schema": {**WEATHER_SCHEMA, "additionalProperties": False},
                 "strict": True,
             }
         },
