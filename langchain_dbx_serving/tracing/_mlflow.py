@@ -132,8 +132,10 @@ def merge_into_active_span(trace: Any, run_manager: Any = None) -> bool:
         if target is None:
             return False
         if already_joined(trace, target):
-            logger.debug("returned trace %s is already part of the caller's trace: not merged",
-                         trace_id_of(trace))
+            logger.debug(
+                "returned trace %s is already part of the caller's trace: not merged",
+                trace_id_of(trace),
+            )
             return False
         sys.modules["mlflow"].add_trace(parents_first(trace), target=target)
     except Exception as exc:  # mlflow's own validation errors, or a trace it cannot read
