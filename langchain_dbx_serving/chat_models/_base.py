@@ -26,12 +26,15 @@ from langchain_dbx_serving.chat_models import _structured
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
 from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.tracing import _runs
+from langchain_dbx_serving.tracing._propagation import with_trace_context
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 # Body keys whose dict values are merged key by key (call over constructor), not replaced.
 _MERGED_KEYS = ("custom_inputs", "databricks_options", "context")
 # Call kwargs that steer the call itself and are never sent as body keys.
 _CALL_ONLY = ("stream", "endpoint", "model", "extra_body", "return_trace")
+# Steers the trace context sent with the call (tracing/_propagation.py); never sent as a key.
+_CALL_ONLY += ("propagate_trace_context",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     merge_mlflow_trace: bool = True
     """Merge a returned trace under the caller's active MLflow span (``@mlflow.trace``,
     ``mlflow.start_span``, mlflow's LangChain autolog). Needs mlflow already imported."""
+    trace_destination: dict[str, Any] | None = None
+    """Sent as ``trace_destination`` (``{"catalog_name", "schema_name"[, "table_prefix"]}``):
+    where an agent API that honours ``traceparent`` writes its spans (Supervisor API)."""
     extra_body: dict[str, Any] | None = None
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
@@ -147,6 +153,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "custom_inputs": self.custom_inputs,
             "context": self.context,
             "databricks_options": self._databricks_options(),
+            "trace_destination": self.trace_destination,
         }
         params.update(self.extra_body or {})
         call = {k: v for k, v in kwargs.items() if k not in _CALL_ONLY}
@@ -175,13 +182,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         kwargs: Mapping[str, Any],
         *,
         stream: bool,
+        run_manager: Any = None,
     ) -> PreparedCall:
         endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
         params = self._params(stop, kwargs)
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
+        propagate = kwargs.get("propagate_trace_context", self.propagate_trace_context)
+        headers = with_trace_context(
+            self._headers(params), _runs.run_of(run_manager), enabled=bool(propagate)
+        )
         return PreparedCall(
-            endpoint, self._url(endpoint), body, self._headers(params), self._decode_options(params)
+            endpoint, self._url(endpoint), body, headers, self._decode_options(params)
         )
 
     # -- the run, where LangChain does not pass it (see tracing/_runs.py) --------------------------
