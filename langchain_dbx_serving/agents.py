@@ -8,6 +8,7 @@ The request is built and the reply decoded by the same transport and responses p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -210,10 +211,12 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         async def one() -> AsyncIterator[AgentInput]:
             yield input
 
-        async for event in self._atransform_stream_with_config(
-            one(), self._astream_events, config, **kwargs
-        ):
-            yield event
+        # aclosing: a consumer that stops early closes the call now (its model run ends with
+        # on_llm_error and its connection is released), not whenever the generator is collected.
+        events = self._atransform_stream_with_config(one(), self._astream_events, config, **kwargs)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     def _stream_events(
         self,

@@ -197,3 +197,23 @@ def test_collector_tree_of_ids_only_and_unreadable_traces(serving: LocalEndpoint
     assert lines[1] == "└── call chat  trace tr-1"
     assert lines[2].startswith("    └── (trace could not be read: ")
     assert TraceCollector().tree() == "run: 0 endpoint calls, 0 traces, 0 spans"
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_a_consumer_that_stops_early_ends_the_model_run(
+    serving: LocalEndpoint, mode: str
+) -> None:
+    queue(serving, Reply.text("one two three four"), name="responder")
+    seen = ModelRuns()
+    config = {"callbacks": [seen]}
+    if mode == "stream":
+        events = agent(serving).stream("hi", config)
+        first = next(events)
+        events.close()
+    else:
+        events = agent(serving).astream("hi", config)
+        first = await anext(events)
+        await events.aclose()
+    assert first.type == "text_delta"
+    assert len(seen.starts) == 1 and seen.ends == []
+    assert [type(error) for error in seen.errors] == [GeneratorExit]
