@@ -130,7 +130,7 @@ async def test_traceparent_makes_one_trace_across_both_agents(
     assert not [s for s in trace.spans if "databricks.remote.trace_id" in s.attributes]
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("mode", ["invoke", "astream"])
 async def test_copy_merge_without_propagation_gives_the_same_tree(
     agents: dict[str, Any], shared_store: Any, mode: str
 ) -> None:
@@ -140,6 +140,6 @@ async def test_copy_merge_without_propagation_gives_the_same_tree(
     returned = answer.response_metadata["trace"]
     assert returned["info"]["trace_id"] != caller.trace_id  # the first agent's own trace
     trace = read_back(mlflow, caller)
-    assert tree(trace) == expected_tree("invoke_turn")
+    assert tree(trace) == expected_tree("invoke_turn" if mode == "invoke" else "stream_turn")
     merged_roots = [s.name for s in trace.spans if "databricks.remote.trace_id" in s.attributes]
     assert merged_roots == ["first-agent", "second-agent"]

@@ -9,7 +9,8 @@ span named after the endpoint (the AgentServer's own span nests under it), and:
   SQLite);
 - when the body asks ``databricks_options: {"return_trace": true}`` (and no ``traceparent``
   was honoured), returns the request's whole trace as Model Serving does: the JSON reply gets
-  ``databricks_output: {"trace": Trace.to_dict()}``. Streams are passed through unchanged.
+  ``databricks_output: {"trace": Trace.to_dict()}``; a stream gets a last event carrying it,
+  before ``[DONE]`` (sent once the trace is complete).
 """
 
 from __future__ import annotations
@@ -48,10 +49,18 @@ class ServingTracing:
             return
         options = request.get("databricks_options") if isinstance(request, dict) else None
         wants_trace = isinstance(options, dict) and options.get("return_trace") is True
-        if not wants_trace or request.get("stream"):
+        if not wants_trace:
             with mlflow.start_span(self.name, span_type="AGENT") as span:
                 span.set_inputs(request)
                 await self.app(scope, replay, send)
+            return
+        if request.get("stream"):
+            stream = _HeldDone(send)
+            with mlflow.start_span(self.name, span_type="AGENT") as span:
+                span.set_inputs(request)
+                await self.app(scope, replay, stream.send)
+            trace = mlflow.get_trace(span.trace_id)
+            await stream.finish({"trace": trace.to_dict()} if trace is not None else None)
             return
         reply = _Buffered()
         with mlflow.start_span(self.name, span_type="AGENT") as span:
@@ -119,3 +128,32 @@ class _Buffered:
         headers.append((b"content-length", str(len(self.body)).encode()))
         await send({**self.start, "headers": headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+class _HeldDone:
+    """Passes a stream through, holding back its ``[DONE]`` event and its end."""
+
+    _DONE = b"data: [DONE]\n\n"
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self.done = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        body = message.get("body", b"")
+        if self._DONE in body:
+            self.done = True
+            body = body.replace(self._DONE, b"")
+        if body:
+            await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def finish(self, databricks_output: dict[str, Any] | None) -> None:
+        tail = b""
+        if databricks_output is not None:
+            tail += f"data: {json.dumps({'databricks_output': databricks_output})}\n\n".encode()
+        if self.done:
+            tail += self._DONE
+        await self._send({"type": "http.response.body", "body": tail, "more_body": False})
