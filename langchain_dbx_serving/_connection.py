@@ -70,6 +70,9 @@ class DatabricksConnection(BaseModel):
     """Retries of 429, 503 and failed connections, before any byte of a reply arrived."""
     allow_insecure_http: bool = False
     """Allow sending the token over plain ``http://`` to a host that is not loopback."""
+    propagate_trace_context: bool = True
+    """Send a W3C ``traceparent`` header with calls made inside an active MLflow (or
+    OpenTelemetry) span, so a server that honours it joins the caller's trace."""
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
 

@@ -8,6 +8,7 @@ The request is built and the reply decoded by the same transport and responses p
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from langchain_dbx_serving.chat_models._layers import (
 )
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agent_model_run
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
@@ -137,9 +139,13 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         return self.chat.endpoint
 
     # -- request ----------------------------------------------------------------------------------
-    def _prepare(self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool) -> PreparedCall:
+    def _prepare(
+        self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool, run_manager: Any = None
+    ) -> PreparedCall:
         messages, items, body_keys = _split_input(value)
-        call = self.chat._prepare(messages, None, kwargs, stream=stream, request=body_keys)
+        call = self.chat._prepare(
+            messages, None, kwargs, stream=stream, request=body_keys, run_manager=run_manager
+        )
         if items is not None:
             call = dataclasses.replace(call, body={**call.body, "input": items})
         return call
@@ -161,8 +167,12 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
-    def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer:
-        return TraceSurfacer(call.endpoint, run_manager, merge=self.chat.merge_mlflow_trace)
+    def _surfacer(
+        self, call: PreparedCall, run_manager: RunManager | None, model_run: Any = None
+    ) -> TraceSurfacer:
+        return TraceSurfacer(
+            call.endpoint, run_manager, merge=self.chat.merge_mlflow_trace, span_run=model_run
+        )
 
     @clears_frames
     def _invoke(
@@ -171,13 +181,15 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: CallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
-        call = self._prepare(value, kwargs, stream=False)
-        transport = self.chat.transport
-        reply = transport.post_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
-        )
-        response = _response_from_reply(reply)
-        self._surfacer(call, run_manager).metadata(_trace_metadata(response))
+        with agent_model_run(run_manager, self.endpoint, value) as model:
+            call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
+            transport = self.chat.transport
+            reply = transport.post_json(
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            )
+            response = _response_from_reply(reply)
+            self._surfacer(call, run_manager, model.run).metadata(_trace_metadata(response))
+            model.end(response.message)
         return response
 
     @clears_frames
@@ -187,13 +199,16 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: AsyncCallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
-        call = self._prepare(value, kwargs, stream=False)
-        transport = self.chat.transport
-        reply = await transport.apost_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
-        )
-        response = _response_from_reply(reply)
-        await self._surfacer(call, run_manager).ametadata(_trace_metadata(response))
+        async with async_agent_model_run(run_manager, self.endpoint, value) as model:
+            call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
+            transport = self.chat.transport
+            reply = await transport.apost_json(
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            )
+            response = _response_from_reply(reply)
+            surfacer = self._surfacer(call, run_manager, model.run)
+            await surfacer.ametadata(_trace_metadata(response))
+            await model.aend(response.message)
         return response
 
     # -- stream -----------------------------------------------------------------------------------
@@ -210,10 +225,12 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         async def one() -> AsyncIterator[AgentInput]:
             yield input
 
-        async for event in self._atransform_stream_with_config(
-            one(), self._astream_events, config, **kwargs
-        ):
-            yield event
+        # aclosing: a consumer that stops early closes the call now (its model run ends with
+        # on_llm_error and its connection is released), not whenever the generator is collected.
+        events = self._atransform_stream_with_config(one(), self._astream_events, config, **kwargs)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                yield event
 
     @clears_frames
     def _stream_events(
@@ -223,17 +240,22 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> Iterator[AgentEvent]:
         for value in inputs:
-            call = self._prepare(value, kwargs, stream=True)
-            events = _EventBuilder()
-            traces = self._surfacer(call, run_manager)
-            transport = self.chat.transport
-            for data in transport.stream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
-                yield from events.feed(data)
-            for event in events.finish():
-                traces.metadata(_trace_metadata(event.response))
-                yield event
+            with agent_model_run(run_manager, self.endpoint, value) as model:
+                call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
+                events = _EventBuilder()
+                traces = self._surfacer(call, run_manager, model.run)
+                transport = self.chat.transport
+                for data in transport.stream(
+                    call.url, call.body, endpoint=call.endpoint, headers=call.headers
+                ):
+                    for event in events.feed(data):
+                        model.token(event.delta if event.type == "text_delta" else "")
+                        yield event
+                for event in events.finish():
+                    if event.response is not None:
+                        traces.metadata(_trace_metadata(event.response))
+                        model.end(event.response.message)
+                    yield event
 
     @clears_frames
     async def _astream_events(
@@ -243,18 +265,22 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AsyncIterator[AgentEvent]:
         async for value in inputs:
-            call = self._prepare(value, kwargs, stream=True)
-            events = _EventBuilder()
-            traces = self._surfacer(call, run_manager)
-            transport = self.chat.transport
-            async for data in transport.astream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
-                for event in events.feed(data):
+            async with async_agent_model_run(run_manager, self.endpoint, value) as model:
+                call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
+                events = _EventBuilder()
+                traces = self._surfacer(call, run_manager, model.run)
+                transport = self.chat.transport
+                async for data in transport.astream(
+                    call.url, call.body, endpoint=call.endpoint, headers=call.headers
+                ):
+                    for event in events.feed(data):
+                        await model.atoken(event.delta if event.type == "text_delta" else "")
+                        yield event
+                for event in events.finish():
+                    if event.response is not None:
+                        await traces.ametadata(_trace_metadata(event.response))
+                        await model.aend(event.response.message)
                     yield event
-            for event in events.finish():
-                await traces.ametadata(_trace_metadata(event.response))
-                yield event
 
     # -- LangGraph --------------------------------------------------------------------------------
     def as_node(

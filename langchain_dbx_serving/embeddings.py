@@ -13,6 +13,7 @@ from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.protocols import embeddings as protocol
+from langchain_dbx_serving.tracing._propagation import with_trace_context
 
 __all__ = ["DatabricksServingEmbeddings"]
 
@@ -73,13 +74,20 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
             params["model"] = self.endpoint
         return protocol.encode_request(texts, params)
 
+    def _trace_headers(self) -> dict[str, str] | None:
+        return with_trace_context(None, enabled=self.propagate_trace_context)
+
     def _batches(self, texts: Sequence[str]) -> Iterator[list[str]]:
         for start in range(0, len(texts), self.batch_size):
             yield list(texts[start : start + self.batch_size])
 
     def _embed(self, texts: list[str], extra: Mapping[str, Any] | None) -> list[list[float]]:
-        body = self._body(texts, extra)
-        reply = self.transport.post_json(self._url(), body, endpoint=self.endpoint)
+        reply = self.transport.post_json(
+            self._url(),
+            self._body(texts, extra),
+            endpoint=self.endpoint,
+            headers=self._trace_headers(),
+        )
         return protocol.decode_reply(reply, len(texts))
 
     async def _aembed(
@@ -87,7 +95,10 @@ class DatabricksServingEmbeddings(DatabricksConnection, Embeddings):
     ) -> list[list[float]]:
         async with slots:
             reply = await self.transport.apost_json(
-                self._url(), self._body(texts, extra), endpoint=self.endpoint
+                self._url(),
+                self._body(texts, extra),
+                endpoint=self.endpoint,
+                headers=self._trace_headers(),
             )
         return protocol.decode_reply(reply, len(texts))
 

@@ -31,10 +31,13 @@ from langchain_dbx_serving.chat_models._tools import (
 )
 from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.tracing import _runs
+from langchain_dbx_serving.tracing._propagation import with_trace_context
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 # Call kwargs that steer the call itself and are never sent as body keys.
 _CALL_ONLY = ("stream", "endpoint", "model", "extra_body", "return_trace", "stream_usage")
+# Steers the trace context sent with the call (tracing/_propagation.py); never sent as a key.
+_CALL_ONLY += ("propagate_trace_context",)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     merge_mlflow_trace: bool = True
     """Merge a returned trace under the caller's active MLflow span (``@mlflow.trace``,
     ``mlflow.start_span``, mlflow's LangChain autolog). Needs mlflow already imported."""
+    trace_destination: dict[str, Any] | None = None
+    """Sent as ``trace_destination`` (``{"catalog_name", "schema_name"[, "table_prefix"]}``):
+    where an agent API that honours ``traceparent`` writes its spans (Supervisor API)."""
     extra_body: dict[str, Any] | None = None
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
@@ -169,6 +175,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "custom_inputs": self.custom_inputs,
             "context": self.context,
             "databricks_options": self._databricks_options(),
+            "trace_destination": self.trace_destination,
         }
         params: dict[str, Any] = {}
         layers = [constructor, self.extra_body or {}, *_kwarg_layers(bound)]
@@ -193,6 +200,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         *,
         stream: bool,
         request: Mapping[str, Any] | None = None,
+        run_manager: Any = None,
     ) -> PreparedCall:
         request = request or {}
         endpoint = (
@@ -206,11 +214,15 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
         stream_usage = kwargs.get("stream_usage")
+        propagate = kwargs.get("propagate_trace_context", self.propagate_trace_context)
+        headers = with_trace_context(
+            self._headers(params), _runs.run_of(run_manager), enabled=bool(propagate)
+        )
         return PreparedCall(
             endpoint,
             self._url(endpoint),
             body,
-            self._headers(params),
+            headers,
             self._decode_options(params),
             self.stream_usage if stream_usage is None else bool(stream_usage),
         )

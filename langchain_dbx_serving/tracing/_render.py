@@ -66,20 +66,29 @@ def _has_next_sibling(depths: list[int]) -> list[bool]:
     return result
 
 
-def render_tree(trace: Trace) -> str:
-    """The header line, then each span under its parent with box-drawing branches."""
-    lines = [_header(trace)]
-    spans = list(trace.walk())
-    siblings = _has_next_sibling([depth for depth, _ in spans])
+def render_lines(items: list[tuple[int, str]]) -> list[str]:
+    """Depth-first ``(depth, text)`` items as lines with box-drawing branches (depth 0 flush)."""
+    lines: list[str] = []
+    siblings = _has_next_sibling([depth for depth, _ in items])
     # open_levels[d]: whether the current ancestor at depth d has siblings still to come.
     open_levels: list[bool] = []
-    for (depth, span), has_next_sibling in zip(spans, siblings, strict=True):
+    for (depth, text), has_next_sibling in zip(items, siblings, strict=True):
         del open_levels[depth:]
         if depth == 0:
-            lines.append(_span_line(span))
+            lines.append(text)
         else:
             guides = "".join("│   " if more else "    " for more in open_levels[1:depth])
             branch = "├── " if has_next_sibling else "└── "
-            lines.append(guides + branch + _span_line(span))
+            lines.append(guides + branch + text)
         open_levels.append(has_next_sibling)
-    return "\n".join(lines)
+    return lines
+
+
+def span_items(trace: Trace, depth: int = 0) -> list[tuple[int, str]]:
+    """The spans of ``trace`` as ``(depth, line)`` items, its roots at ``depth``."""
+    return [(depth + level, _span_line(span)) for level, span in trace.walk()]
+
+
+def render_tree(trace: Trace) -> str:
+    """The header line, then each span under its parent with box-drawing branches."""
+    return "\n".join([_header(trace), *render_lines(span_items(trace))])

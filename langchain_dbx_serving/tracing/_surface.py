@@ -75,10 +75,19 @@ class TraceSurfacer:
             return surfacer.result(decode_reply(body))
     """
 
-    def __init__(self, endpoint: str, run_manager: RunManager | None, *, merge: bool) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        run_manager: RunManager | None,
+        *,
+        merge: bool,
+        span_run: RunManager | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.run_manager = run_manager
         self.merge = merge
+        # The run whose autolog span represents the call (AgentEndpoint: its model run).
+        self.span_run = span_run if span_run is not None else run_manager
         self.found: dict[str, Any] | None = None
 
     # -- shared -----------------------------------------------------------------------------
@@ -91,7 +100,7 @@ class TraceSurfacer:
             return None
         self.found = found
         if self.merge and found["trace"] is not None:
-            merge_into_active_span(found["trace"], self.run_manager)
+            merge_into_active_span(found["trace"], self.span_run)
         return {**found, "endpoint": self.endpoint}
 
     def _config(self) -> dict[str, Any] | None:
