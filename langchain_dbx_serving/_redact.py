@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import inspect
@@ -374,9 +375,12 @@ def clears_frames(func: _F) -> _F:
 
         @functools.wraps(func)
         async def agen(*args: Any, **kwargs: Any) -> Any:
+            # aclosing: a consumer that stops early closes the wrapped generator now (its
+            # runs end and its connection is released), as `yield from` does for sync ones.
             try:
-                async for item in func(*args, **kwargs):
-                    yield item
+                async with contextlib.aclosing(func(*args, **kwargs)) as inner:
+                    async for item in inner:
+                        yield item
             except DatabricksServingError as exc:
                 _cleared(exc)
                 raise
