@@ -1,0 +1,208 @@
+"""``as_responses_agent``: any LangChain runnable or compiled LangGraph graph as a ResponsesAgent.
+
+The mapping (see the package docstring for the user-facing version):
+
+request                         graph / runnable
+==============================  =============================================================
+``input`` items                 messages (``protocols._responses_input.decode_input``) under
+                                ``messages_key``; a plain runnable gets the message list
+``custom_inputs``               ``config["configurable"]["custom_inputs"]``, and the state key
+                                ``custom_inputs_key`` when the graph has that channel
+``context.conversation_id``     ``config["configurable"]["thread_id"]`` (and
+                                ``conversation_id``); ``context.user_id`` -> ``user_id``
+history the checkpointer holds  not appended twice: with a checkpointed thread that already
+                                has messages, only the input after the last AI / tool item
+                                is sent to the graph
+==============================  =============================================================
+
+output: the AI and tool messages the run added (text, reasoning, the graph's tool calls and
+results as ``function_call`` / ``function_call_output``), ``custom_outputs`` from the final
+state's ``custom_outputs_key``, usage summed over the new AI messages. ``predict`` is the
+stream collected, so a turn gives the same items either way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import merge_configs
+
+from langchain_dbx_serving.protocols._responses_input import decode_input
+from langchain_dbx_serving.serving._turn import TurnStream
+
+
+def _is_graph(runnable: Any) -> bool:
+    # A compiled LangGraph graph (Pregel) without importing langgraph.
+    return hasattr(runnable, "channels") and hasattr(runnable, "get_state")
+
+
+class GraphRunner:
+    """Runs one responses request through a runnable or graph, yielding responses events.
+
+    The MLflow-free core of the adapter: ``events(request)`` takes the request as a dict
+    (``ResponsesAgentRequest.model_dump()``) and yields event dicts, ending with
+    ``response.completed`` (usage, ``custom_outputs``). An exception from the graph propagates
+    after the events already yielded.
+    """
+
+    def __init__(
+        self,
+        runnable: Runnable[Any, Any],
+        *,
+        messages_key: str = "messages",
+        custom_inputs_key: str = "custom_inputs",
+        custom_outputs_key: str = "custom_outputs",
+        config: RunnableConfig | None = None,
+        trace: bool = True,
+    ) -> None:
+        self.runnable = runnable
+        self.messages_key = messages_key
+        self.custom_inputs_key = custom_inputs_key
+        self.custom_outputs_key = custom_outputs_key
+        self.config = config
+        self.trace = trace
+
+    # -- request -> config and input --------------------------------------------------------
+    def run_config(self, request: Mapping[str, Any]) -> RunnableConfig:
+        context = request.get("context") or {}
+        configurable: dict[str, Any] = {}
+        if request.get("custom_inputs") is not None:
+            configurable["custom_inputs"] = dict(request["custom_inputs"])
+        if context.get("conversation_id"):
+            configurable["thread_id"] = context["conversation_id"]
+            configurable["conversation_id"] = context["conversation_id"]
+        if context.get("user_id"):
+            configurable["user_id"] = context["user_id"]
+        config: RunnableConfig = {"configurable": configurable}
+        callbacks = _mlflow_callbacks() if self.trace else []
+        if callbacks:
+            config["callbacks"] = callbacks
+        return merge_configs(self.config, config)
+
+    def _already_held(self, config: RunnableConfig) -> bool:
+        """Does the graph's checkpointer hold messages for this thread already?"""
+        if not (_is_graph(self.runnable) and getattr(self.runnable, "checkpointer", None)):
+            return False
+        if not (config.get("configurable") or {}).get("thread_id"):
+            return False
+        snapshot = self.runnable.get_state(config)  # type: ignore[attr-defined]
+        values = snapshot.values if isinstance(snapshot.values, Mapping) else {}
+        return bool(values.get(self.messages_key))
+
+    def run_input(self, request: Mapping[str, Any], config: RunnableConfig) -> Any:
+        messages = decode_input(request.get("input") or [])
+        if self._already_held(config):
+            messages = _after_last_agent_message(messages)
+        if not _is_graph(self.runnable):
+            return messages
+        state: dict[str, Any] = {self.messages_key: messages}
+        channels = self.runnable.channels  # type: ignore[attr-defined]
+        if request.get("custom_inputs") is not None and self.custom_inputs_key in channels:
+            state[self.custom_inputs_key] = dict(request["custom_inputs"])
+        return state
+
+    # -- run ----------------------------------------------------------------------------------
+    def events(self, request: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        config = self.run_config(request)
+        value = self.run_input(request, config)
+        turn = TurnStream()
+        if _is_graph(self.runnable):
+            custom_outputs = yield from self._graph_events(value, config, turn)
+        else:
+            custom_outputs = yield from self._runnable_events(value, config, turn)
+        yield turn.completed(custom_outputs)
+
+    def _graph_events(
+        self, value: Any, config: RunnableConfig, turn: TurnStream
+    ) -> Iterator[dict[str, Any]]:
+        final: Any = None
+        stream = self.runnable.stream(value, config, stream_mode=["messages", "values"])
+        for mode, payload in stream:
+            if mode == "messages":
+                message = payload[0]
+                if isinstance(message, AIMessageChunk):
+                    yield from turn.chunk(message)
+            elif isinstance(payload, Mapping):
+                final = payload
+                yield from turn.state(list(payload.get(self.messages_key) or []))
+        if not isinstance(final, Mapping):
+            return None
+        custom = final.get(self.custom_outputs_key)
+        return dict(custom) if isinstance(custom, Mapping) else None
+
+    def _runnable_events(
+        self, value: Any, config: RunnableConfig, turn: TurnStream
+    ) -> Iterator[dict[str, Any]]:
+        total: AIMessageChunk | None = None
+        last: Any = None
+        message_id: str | None = None
+        for piece in self.runnable.stream(value, config):
+            last = piece
+            if isinstance(piece, AIMessageChunk):
+                # One id for the whole message, so that every delta names the same item.
+                message_id = message_id or piece.id or f"msg_{uuid.uuid4().hex}"
+                piece = piece.model_copy(update={"id": message_id})
+                total = piece if total is None else total + piece
+                yield from turn.chunk(piece)
+        if total is not None:
+            yield from turn.output([_whole(total)])
+            return None
+        messages, custom = _output_of(last, self.messages_key, self.custom_outputs_key)
+        yield from turn.output(messages)
+        return custom
+
+
+def _whole(chunk: AIMessageChunk) -> AIMessage:
+    return AIMessage(
+        content=chunk.content,
+        tool_calls=chunk.tool_calls,
+        invalid_tool_calls=chunk.invalid_tool_calls,
+        usage_metadata=chunk.usage_metadata,
+        response_metadata=chunk.response_metadata,
+        id=chunk.id,
+    )
+
+
+def _output_of(
+    value: Any, messages_key: str, custom_outputs_key: str
+) -> tuple[list[BaseMessage], dict[str, Any] | None]:
+    """Messages and custom outputs of a runnable's whole output (message, str, list, dict)."""
+    if isinstance(value, BaseMessage):
+        return [value], None
+    if isinstance(value, str):
+        return [AIMessage(value)], None
+    if isinstance(value, Mapping):
+        messages, _ = _output_of(value.get(messages_key) or [], messages_key, custom_outputs_key)
+        custom = value.get(custom_outputs_key)
+        return messages, dict(custom) if isinstance(custom, Mapping) else None
+    if isinstance(value, Sequence):
+        return [m for m in value if isinstance(m, BaseMessage)], None
+    raise TypeError(
+        f"cannot serve a runnable that returns {type(value).__name__}: return an AIMessage, "
+        f"a string, a list of messages or a dict with '{messages_key}'"
+    )
+
+
+def _after_last_agent_message(messages: list[BaseMessage]) -> list[BaseMessage]:
+    """The input a client added after the history (the part a checkpointer does not hold)."""
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], (AIMessage, ToolMessage)):
+            return messages[index + 1 :]
+    return messages
+
+
+def _mlflow_callbacks() -> list[Any]:
+    """MLflow's LangChain tracer when mlflow is imported and tracing is on; else nothing."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return []
+    try:
+        from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
+    except ImportError:  # pragma: no cover - an mlflow without the LangChain flavor
+        return []
+    return [MlflowLangchainTracer()]

@@ -1,0 +1,135 @@
+"""One turn of a served agent as responses stream events: the adapter's stream encoder.
+
+:class:`TurnStream` is fed what LangGraph streams (``messages`` mode chunks, ``values`` mode
+states) and answers with responses events (plain dicts). Deltas stream as they arrive; each
+message's items are sent *once*, as ``response.output_item.done``, when the graph's state holds
+the finished message, built from that state (so a streamed turn's items equal the items of the
+same turn run whole). The wire shapes come from ``protocols._responses_output``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+
+from langchain_dbx_serving.protocols import _responses_output as wire
+
+
+@dataclass
+class _StreamedCall:
+    """A tool call of a message being streamed, until its call id and name are known."""
+
+    call_id: str | None = None
+    name: str | None = None
+    pending: str = ""
+    announced: bool = False
+
+
+@dataclass
+class _Turn:
+    new_messages: list[BaseMessage] = field(default_factory=list)
+    calls: dict[tuple[str, Any], _StreamedCall] = field(default_factory=dict)
+
+
+class TurnStream:
+    """Responses events for one turn, from LangGraph's ``messages`` and ``values`` streams.
+
+    ``base`` is how many messages of the first state fed were there before the turn (the
+    history and the new input); every message after them is the agent's output.
+    """
+
+    def __init__(self) -> None:
+        self.response_id = f"resp_{uuid.uuid4().hex}"
+        self._base: int | None = None
+        self._turn = _Turn()
+        self.items: list[dict[str, Any]] = []
+
+    @property
+    def new_messages(self) -> list[BaseMessage]:
+        """The messages the agent produced so far, as its state holds them."""
+        return list(self._turn.new_messages)
+
+    def chunk(self, chunk: AIMessageChunk) -> list[dict[str, Any]]:
+        """Deltas for a streamed chunk of an AI message (text and tool-call arguments)."""
+        if chunk.id is None:
+            return []  # no item can be named; its items come whole with the state
+        events = [
+            wire.text_delta_event(wire.text_item_id(block, chunk.id), text)
+            for block, text in _text_pieces(chunk.content)
+            if text
+        ]
+        for piece in chunk.tool_call_chunks:
+            events += self._call_piece(chunk.id, piece)
+        return events
+
+    def _call_piece(self, message_id: str, piece: Any) -> list[dict[str, Any]]:
+        key = (message_id, piece.get("index"))
+        call = self._turn.calls.setdefault(key, _StreamedCall())
+        call.call_id = call.call_id or piece.get("id")
+        call.name = call.name or piece.get("name")
+        call.pending += piece.get("args") or ""
+        if not (call.call_id and call.name):
+            return []
+        events: list[dict[str, Any]] = []
+        item_id = wire.call_item_id(call.call_id)
+        if not call.announced:
+            call.announced = True
+            item = {
+                "type": "function_call",
+                "id": item_id,
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": "",
+            }
+            events.append(wire.item_added_event(item))
+        if call.pending:
+            events.append(wire.arguments_delta_event(item_id, call.pending))
+            call.pending = ""
+        return events
+
+    def state(self, messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+        """``output_item.done`` for every message the state holds that was not done yet."""
+        if self._base is None:
+            self._base = len(messages)
+            return []
+        fresh = list(messages[self._base + len(self._turn.new_messages) :])
+        return self.output(fresh)
+
+    def output(self, messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+        """``output_item.done`` for finished output messages (given an id when they lack one)."""
+        named = [_with_id(m) for m in messages]
+        self._turn.new_messages += named
+        items = wire.output_items(named)
+        self.items += items
+        return [wire.item_done_event(item) for item in items]
+
+    def usage(self) -> dict[str, Any] | None:
+        """The turn's usage: the sum over the AI messages it produced."""
+        return wire.encode_usage(
+            m.usage_metadata for m in self._turn.new_messages if isinstance(m, AIMessage)
+        )
+
+    def completed(self, custom_outputs: dict[str, Any] | None) -> dict[str, Any]:
+        return wire.completed_event(self.response_id, self.usage(), custom_outputs)
+
+
+def _text_pieces(content: Any) -> list[tuple[Any, str]]:
+    if isinstance(content, str):
+        return [(None, content)]
+    pieces = []
+    for block in content:
+        if isinstance(block, str):
+            pieces.append((None, block))
+        elif isinstance(block, dict) and block.get("type") == "text":
+            pieces.append((block, block.get("text") or ""))
+    return pieces
+
+
+def _with_id(message: BaseMessage) -> BaseMessage:
+    if message.id is not None:
+        return message
+    return message.model_copy(update={"id": f"msg_{uuid.uuid4().hex}"})
