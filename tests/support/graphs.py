@@ -32,6 +32,7 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 ERROR_MESSAGE = "graph exploded on purpose"
 PARTIAL = ("Partial ", "answer ")
@@ -61,14 +62,18 @@ class RuleModel(BaseChatModel):
 
     rule: str = "echo"
     tool_names: tuple[str, ...] = ()
+    tool_args: dict[str, str] = Field(default_factory=dict)
+    """The first argument of each bound tool (the supervisor fills it with its request)."""
 
     @property
     def _llm_type(self) -> str:
         return "rule-model"
 
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> RuleModel:  # type: ignore[override]
-        names = tuple(convert_to_openai_tool(t)["function"]["name"] for t in tools)
-        return self.model_copy(update={"tool_names": names})
+        functions = [convert_to_openai_tool(t)["function"] for t in tools]
+        names = tuple(f["name"] for f in functions)
+        args = {f["name"]: next(iter(f["parameters"]["properties"]), "") for f in functions}
+        return self.model_copy(update={"tool_names": names, "tool_args": args})
 
     # -- the reply ----------------------------------------------------------------------------
     def _text_and_calls(self, messages: Sequence[BaseMessage]) -> tuple[str, list[dict]]:
@@ -82,10 +87,12 @@ class RuleModel(BaseChatModel):
                 return "", [{"name": "get_weather", "args": {"city": city}, "id": "call_w1"}]
         if self.rule == "supervisor":
             if not results:
-                return "", [{"name": "research", "args": {"topic": text}, "id": "call_r1"}]
+                args = {self.tool_args.get("research", "topic"): text}
+                return "", [{"name": "research", "args": args, "id": "call_r1"}]
             if len(results) == 1:
                 facts = results[0].text
-                write = {"name": "write", "args": {"facts": facts}, "id": "call_w1"}
+                args = {self.tool_args.get("write", "facts"): facts}
+                write = {"name": "write", "args": args, "id": "call_w1"}
                 return "Writing it up.", [write]
             return f"Final: {results[-1].text}", []
         if self.rule == "research":
