@@ -83,6 +83,11 @@ class GraphRunner:
             config["callbacks"] = callbacks
         return merge_configs(self.config, config)
 
+    @staticmethod
+    def _counting(config: RunnableConfig, turn: TurnStream) -> RunnableConfig:
+        """The config plus a handler counting every model call of the run (tools' too)."""
+        return merge_configs(config, {"callbacks": [turn.usage_counter]})
+
     def _already_held(self, config: RunnableConfig) -> bool:
         """Does the graph's checkpointer hold messages for this thread already?"""
         if not (_is_graph(self.runnable) and getattr(self.runnable, "checkpointer", None)):
@@ -110,6 +115,7 @@ class GraphRunner:
         config = self.run_config(request)
         value = self.run_input(request, config)
         turn = TurnStream()
+        config = self._counting(config, turn)
         if _is_graph(self.runnable):
             custom_outputs = yield from self._graph_events(value, config, turn)
         else:
@@ -141,7 +147,9 @@ class GraphRunner:
         last: Any = None
         message_id: str | None = None
         for piece in self.runnable.stream(value, config):
-            last = piece
+            if isinstance(piece, str):  # a chain ending in a string parser streams text
+                piece = AIMessageChunk(content=piece)
+            last = _add(last, piece)
             if isinstance(piece, AIMessageChunk):
                 # One id for the whole message, so that every delta names the same item.
                 message_id = message_id or piece.id or f"msg_{uuid.uuid4().hex}"
@@ -154,6 +162,16 @@ class GraphRunner:
         messages, custom = _output_of(last, self.messages_key, self.custom_outputs_key)
         yield from turn.output(messages)
         return custom
+
+
+def _add(total: Any, piece: Any) -> Any:
+    """Stream chunks of a runnable's output added up (the last one when they do not add)."""
+    if total is None:
+        return piece
+    try:
+        return total + piece
+    except TypeError:
+        return piece
 
 
 def _whole(chunk: AIMessageChunk) -> AIMessage:
@@ -203,6 +221,9 @@ def _mlflow_callbacks() -> list[Any]:
         return []
     try:
         from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
+        from mlflow.utils.autologging_utils import autologging_is_disabled
     except ImportError:  # pragma: no cover - an mlflow without the LangChain flavor
         return []
+    if not autologging_is_disabled("langchain"):
+        return []  # mlflow.langchain.autolog() already traces every run: not twice
     return [MlflowLangchainTracer()]

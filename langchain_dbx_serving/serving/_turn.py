@@ -9,12 +9,16 @@ same turn run whole). The wire shapes come from ``protocols._responses_output``.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata, add_usage
+from langchain_core.outputs import ChatGeneration, LLMResult
 
 from langchain_dbx_serving.protocols import _responses_output as wire
 
@@ -35,6 +39,23 @@ class _Turn:
     calls: dict[tuple[str, Any], _StreamedCall] = field(default_factory=dict)
 
 
+class UsageCounter(BaseCallbackHandler):
+    """Adds up the usage of every chat model call of a run (with or without a model name)."""
+
+    def __init__(self) -> None:
+        self.total: UsageMetadata | None = None
+        self._lock = threading.Lock()
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = generation.message if isinstance(generation, ChatGeneration) else None
+                usage = message.usage_metadata if isinstance(message, AIMessage) else None
+                if usage:
+                    with self._lock:
+                        self.total = add_usage(self.total, usage)
+
+
 class TurnStream:
     """Responses events for one turn, from LangGraph's ``messages`` and ``values`` streams.
 
@@ -47,6 +68,8 @@ class TurnStream:
         self._base: int | None = None
         self._turn = _Turn()
         self.items: list[dict[str, Any]] = []
+        self.usage_counter = UsageCounter()
+        """Add to the run's callbacks: it counts every model call, nested ones included."""
 
     @property
     def new_messages(self) -> list[BaseMessage]:
@@ -108,7 +131,11 @@ class TurnStream:
         return [wire.item_done_event(item) for item in items]
 
     def usage(self) -> dict[str, Any] | None:
-        """The turn's usage: the sum over the AI messages it produced."""
+        """The turn's usage: every model call the run made (a model called inside a tool or a
+        sub-agent's graph included); when no call reported usage to callbacks, the sum over the
+        AI messages the turn produced (e.g. replies of remote agents)."""
+        if self.usage_counter.total is not None:
+            return wire.encode_usage([self.usage_counter.total])
         return wire.encode_usage(
             m.usage_metadata for m in self._turn.new_messages if isinstance(m, AIMessage)
         )

@@ -172,3 +172,30 @@ def test_a_caller_asking_for_the_trace_gets_the_graphs_spans() -> None:
     names = [span["name"] for span in reply.trace["data"]["spans"]]
     assert "get_weather" in names, names
     assert any("RuleModel" in name for name in names), names
+
+
+@pytest.mark.parametrize("way", ["stream", "predict"])
+def test_a_chain_ending_in_a_string_parser_streams_its_text(way: str) -> None:
+    from langchain_core.output_parsers import StrOutputParser
+
+    agent = as_responses_agent(RuleModel(rule="echo") | StrOutputParser())
+    if way == "predict":
+        output = agent.predict(_request("a b c")).model_dump()["output"]
+    else:
+        events = _events(agent, _request("a b c"))
+        deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+        assert deltas == ["You ", "said: ", "a ", "b ", "c"]
+        output = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [part["text"] for part in output[0]["content"]] == ["You said: a b c"]
+    assert len(output) == 1
+
+
+def test_usage_counts_model_calls_made_inside_tools() -> None:
+    events = _events(as_responses_agent(GRAPHS["supervisor"]()), _request("tea"))
+    usage = events[-1]["response"]["usage"]
+    # The two sub-agents run inside the supervisor's tools: their model calls are part of
+    # what the turn cost, though their messages are not in the supervisor's state.
+    whole = as_responses_agent(GRAPHS["supervisor"]()).predict(_request("tea")).model_dump()
+    state = GRAPHS["supervisor"]().invoke({"messages": [HumanMessage("tea")]})
+    own = sum(m.usage_metadata["total_tokens"] for m in state["messages"] if m.type == "ai")
+    assert whole["usage"]["total_tokens"] == usage["total_tokens"] > own

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import get_usage_metadata_callback
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from langchain_dbx_serving import AgentEndpoint, AgentError, ChatDatabricksResponses, ServerError
@@ -55,12 +56,14 @@ def _summary(
 def in_process(name: str, prompt: str) -> dict[str, Any]:
     runnable = GRAPHS[name]()
     question = HumanMessage(prompt)
-    if name == "chat":
-        new: list[BaseMessage] = [runnable.invoke([question])]
-        custom = None
-    else:
-        state = runnable.invoke({"messages": [question], "custom_inputs": CUSTOM_INPUTS})
-        new, custom = state["messages"][1:], state.get("custom_outputs")
+    # Usage is what every model call of the run cost (the supervisor's sub-agents included).
+    with get_usage_metadata_callback() as counted:
+        if name == "chat":
+            new: list[BaseMessage] = [runnable.invoke([question])]
+            custom = None
+        else:
+            state = runnable.invoke({"messages": [question], "custom_inputs": CUSTOM_INPUTS})
+            new, custom = state["messages"][1:], state.get("custom_outputs")
     ai = [m for m in new if isinstance(m, AIMessage)]
     outputs = {m.tool_call_id: m.content for m in new if isinstance(m, ToolMessage)}
     calls = [(c["name"], c["args"], outputs.get(c["id"])) for m in ai for c in m.tool_calls]
@@ -72,7 +75,7 @@ def in_process(name: str, prompt: str) -> dict[str, Any]:
         if isinstance(b, dict) and b.get("type") == "reasoning"
     ]
     usage = {
-        key: sum((m.usage_metadata or {}).get(key, 0) for m in ai)
+        key: sum(u[key] for u in counted.usage_metadata.values())
         for key in ("input_tokens", "output_tokens", "total_tokens")
     }
     return _summary("".join(m.text for m in ai), calls, reasoning, custom, usage)
@@ -138,6 +141,10 @@ def test_served_graph_answers_as_it_does_in_process(served, client: str, mode: s
         ]
     if name == "supervisor":
         assert [c[0] for c in expected["tool_calls"]] == ["research", "write"]
+        # Three supervisor model calls and one per sub-agent, each at least one token out.
+        assert expected["usage"]["output_tokens"] > sum(
+            len(c[2].split()) for c in expected["tool_calls"]
+        )
         assert expected["text"].endswith("Final: Written: Facts about green tea: it is well known.")
     if name == "chat":
         assert expected["reasoning"] == ["Thinking about: please think about tea"]

@@ -124,7 +124,10 @@ class RuleModel(BaseChatModel):
                 {"type": "text", "text": text},
             ]
         message = AIMessage(
-            content=content, tool_calls=calls, usage_metadata=self._usage(messages, text, calls)
+            content=content,
+            tool_calls=calls,
+            usage_metadata=self._usage(messages, text, calls),
+            response_metadata={"model_name": f"rule-{self.rule}"},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -164,7 +167,12 @@ class RuleModel(BaseChatModel):
             rest = {"name": None, "args": arguments[half:], "id": None, "index": index}
             yield AIMessageChunk(content="", tool_call_chunks=[rest])
         usage = self._usage(messages, text, calls)
-        yield AIMessageChunk(content="", usage_metadata=usage, chunk_position="last")
+        yield AIMessageChunk(
+            content="",
+            usage_metadata=usage,
+            response_metadata={"model_name": f"rule-{self.rule}"},
+            chunk_position="last",
+        )
 
 
 # ---- graphs ------------------------------------------------------------------------------
