@@ -33,6 +33,8 @@ What comes back:
 ``response.output_item.added`` naming the call) as the chat models stream, one
 ``response.output_item.done`` per item once the graph's state holds the finished message, and
 ``response.completed`` with usage and ``custom_outputs``. ``predict`` is that stream collected.
+``apredict`` / ``apredict_stream`` do the same on the graph's async API: use them in an
+``AgentServer`` app (it calls sync handlers on its event loop, one request at a time).
 With MLflow tracing on, the run is traced with MLflow's LangChain tracer (``trace=False`` to
 turn it off), so spans nest under the serving span and callers asking for the trace get them.
 
@@ -46,12 +48,13 @@ Example:
         server = AgentServer("ResponsesAgent")
 
         @invoke()
-        def handle(request):
-            return agent.predict(request)
+        async def handle(request):
+            return await agent.apredict(request)
 
         @stream()
-        def handle_stream(request):
-            yield from agent.predict_stream(request)
+        async def handle_stream(request):
+            async for event in agent.apredict_stream(request):
+                yield event
 
         # or, on a laptop: LocalEndpoint({"my-agent": agent})
 """
@@ -80,7 +83,8 @@ def as_responses_agent(
     """An MLflow ``ResponsesAgent`` serving ``runnable`` (a runnable or compiled graph).
 
     ``config`` is merged into every run's config (e.g. ``recursion_limit``). The returned
-    agent has ``predict``, ``predict_stream`` and ``runner`` (the :class:`GraphRunner`).
+    agent has ``predict``, ``predict_stream``, their async ``apredict`` / ``apredict_stream``,
+    and ``runner`` (the :class:`GraphRunner`).
 
     Example:
         .. code-block:: python
@@ -131,19 +135,27 @@ def _agent_class() -> type:
                 yield ResponsesAgentStreamEvent(**event)
 
         def predict(self, request: Any) -> Any:
-            items: list[dict[str, Any]] = []
-            completed: dict[str, Any] = {}
-            for event in self.runner.events(_request(request)):
-                if event["type"] == "response.output_item.done":
-                    items.append(event["item"])
-                elif event["type"] == "response.completed":
-                    completed = event
-            response = completed.get("response") or {}
-            return ResponsesAgentResponse(
-                id=response.get("id"),
-                output=items,
-                usage=response.get("usage"),
-                custom_outputs=completed.get("custom_outputs"),
-            )
+            return _whole(list(self.runner.events(_request(request))))
+
+        async def apredict_stream(self, request: Any) -> Any:
+            """``predict_stream`` on the graph's async API (for ``AgentServer`` apps)."""
+            async for event in self.runner.aevents(_request(request)):
+                yield ResponsesAgentStreamEvent(**event)
+
+        async def apredict(self, request: Any) -> Any:
+            """``predict`` on the graph's async API."""
+            return _whole([event async for event in self.runner.aevents(_request(request))])
+
+    def _whole(events: list[dict[str, Any]]) -> Any:
+        """The response a stream's events add up to."""
+        items = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+        completed = next((e for e in events if e["type"] == "response.completed"), {})
+        response = completed.get("response") or {}
+        return ResponsesAgentResponse(
+            id=response.get("id"),
+            output=items,
+            usage=response.get("usage"),
+            custom_outputs=completed.get("custom_outputs"),
+        )
 
     return LangChainResponsesAgent

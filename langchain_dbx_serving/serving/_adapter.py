@@ -24,7 +24,7 @@ stream collected, so a turn gives the same items either way.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
@@ -83,24 +83,20 @@ class GraphRunner:
             config["callbacks"] = callbacks
         return merge_configs(self.config, config)
 
-    @staticmethod
-    def _counting(config: RunnableConfig, turn: TurnStream) -> RunnableConfig:
-        """The config plus a handler counting every model call of the run (tools' too)."""
-        return merge_configs(config, {"callbacks": [turn.usage_counter]})
-
-    def _already_held(self, config: RunnableConfig) -> bool:
-        """Does the graph's checkpointer hold messages for this thread already?"""
+    def _checkpointed_thread(self, config: RunnableConfig) -> bool:
+        """Is there a checkpointer and a thread id to look the thread up with?"""
         if not (_is_graph(self.runnable) and getattr(self.runnable, "checkpointer", None)):
             return False
-        if not (config.get("configurable") or {}).get("thread_id"):
-            return False
-        snapshot = self.runnable.get_state(config)  # type: ignore[attr-defined]
+        return bool((config.get("configurable") or {}).get("thread_id"))
+
+    def _holds_messages(self, snapshot: Any) -> bool:
         values = snapshot.values if isinstance(snapshot.values, Mapping) else {}
         return bool(values.get(self.messages_key))
 
-    def run_input(self, request: Mapping[str, Any], config: RunnableConfig) -> Any:
+    def run_input(self, request: Mapping[str, Any], held: bool) -> Any:
+        """The graph's input; ``held``: the thread already holds the conversation so far."""
         messages = decode_input(request.get("input") or [])
-        if self._already_held(config):
+        if held:
             messages = _after_last_agent_message(messages)
         if not _is_graph(self.runnable):
             return messages
@@ -111,57 +107,87 @@ class GraphRunner:
         return state
 
     # -- run ----------------------------------------------------------------------------------
+    def _stream_kwargs(self) -> dict[str, Any]:
+        return {"stream_mode": ["messages", "values"]} if _is_graph(self.runnable) else {}
+
     def events(self, request: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         config = self.run_config(request)
-        value = self.run_input(request, config)
-        turn = TurnStream()
-        config = self._counting(config, turn)
-        if _is_graph(self.runnable):
-            custom_outputs = yield from self._graph_events(value, config, turn)
-        else:
-            custom_outputs = yield from self._runnable_events(value, config, turn)
-        yield turn.completed(custom_outputs)
+        held = self._checkpointed_thread(config) and self._holds_messages(
+            self.runnable.get_state(config)  # type: ignore[attr-defined]
+        )
+        run = _Run(self, TurnStream())
+        config = run.counting(config)
+        for piece in self.runnable.stream(
+            self.run_input(request, held), config, **self._stream_kwargs()
+        ):
+            yield from run.feed(piece)
+        yield from run.finish()
 
-    def _graph_events(
-        self, value: Any, config: RunnableConfig, turn: TurnStream
-    ) -> Iterator[dict[str, Any]]:
-        final: Any = None
-        stream = self.runnable.stream(value, config, stream_mode=["messages", "values"])
-        for mode, payload in stream:
+    async def aevents(self, request: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """``events`` with the runnable's async API (for async servers and checkpointers)."""
+        config = self.run_config(request)
+        held = self._checkpointed_thread(config) and self._holds_messages(
+            await self.runnable.aget_state(config)  # type: ignore[attr-defined]
+        )
+        run = _Run(self, TurnStream())
+        config = run.counting(config)
+        async for piece in self.runnable.astream(
+            self.run_input(request, held), config, **self._stream_kwargs()
+        ):
+            for event in run.feed(piece):
+                yield event
+        for event in run.finish():
+            yield event
+
+
+class _Run:
+    """One run's stream turned into events: shared by the sync and async paths."""
+
+    def __init__(self, runner: GraphRunner, turn: TurnStream) -> None:
+        self.runner = runner
+        self.turn = turn
+        self.graph = _is_graph(runner.runnable)
+        self.final: Any = None  # a graph's last state, or a runnable's output added up
+        self.message: AIMessageChunk | None = None  # a runnable's streamed message so far
+
+    def counting(self, config: RunnableConfig) -> RunnableConfig:
+        """The config plus a handler counting every model call of the run (tools' too)."""
+        return merge_configs(config, {"callbacks": [self.turn.usage_counter]})
+
+    def feed(self, piece: Any) -> list[dict[str, Any]]:
+        if self.graph:
+            mode, payload = piece
             if mode == "messages":
                 message = payload[0]
-                if isinstance(message, AIMessageChunk):
-                    yield from turn.chunk(message)
-            elif isinstance(payload, Mapping):
-                final = payload
-                yield from turn.state(list(payload.get(self.messages_key) or []))
-        if not isinstance(final, Mapping):
-            return None
-        custom = final.get(self.custom_outputs_key)
-        return dict(custom) if isinstance(custom, Mapping) else None
+                return self.turn.chunk(message) if isinstance(message, AIMessageChunk) else []
+            if not isinstance(payload, Mapping):
+                return []
+            self.final = payload
+            return self.turn.state(list(payload.get(self.runner.messages_key) or []))
+        if isinstance(piece, str):  # a chain ending in a string parser streams text
+            piece = AIMessageChunk(content=piece)
+        if not isinstance(piece, AIMessageChunk):
+            self.final = _add(self.final, piece)
+            return []
+        # One id for the whole message, so that every delta names the same item.
+        message_id = (self.message and self.message.id) or piece.id or f"msg_{uuid.uuid4().hex}"
+        piece = piece.model_copy(update={"id": message_id})
+        self.message = piece if self.message is None else self.message + piece
+        return self.turn.chunk(piece)
 
-    def _runnable_events(
-        self, value: Any, config: RunnableConfig, turn: TurnStream
-    ) -> Iterator[dict[str, Any]]:
-        total: AIMessageChunk | None = None
-        last: Any = None
-        message_id: str | None = None
-        for piece in self.runnable.stream(value, config):
-            if isinstance(piece, str):  # a chain ending in a string parser streams text
-                piece = AIMessageChunk(content=piece)
-            last = _add(last, piece)
-            if isinstance(piece, AIMessageChunk):
-                # One id for the whole message, so that every delta names the same item.
-                message_id = message_id or piece.id or f"msg_{uuid.uuid4().hex}"
-                piece = piece.model_copy(update={"id": message_id})
-                total = piece if total is None else total + piece
-                yield from turn.chunk(piece)
-        if total is not None:
-            yield from turn.output([_whole(total)])
-            return None
-        messages, custom = _output_of(last, self.messages_key, self.custom_outputs_key)
-        yield from turn.output(messages)
-        return custom
+    def finish(self) -> list[dict[str, Any]]:
+        key, custom_key = self.runner.messages_key, self.runner.custom_outputs_key
+        events: list[dict[str, Any]] = []
+        custom: Any = None
+        if self.graph:
+            custom = self.final.get(custom_key) if isinstance(self.final, Mapping) else None
+        elif self.message is not None:
+            events = self.turn.output([_whole(self.message)])
+        else:
+            messages, custom = _output_of(self.final, key, custom_key)
+            events = self.turn.output(messages)
+        custom = dict(custom) if isinstance(custom, Mapping) else None
+        return [*events, self.turn.completed(custom)]
 
 
 def _add(total: Any, piece: Any) -> Any:

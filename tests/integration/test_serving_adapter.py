@@ -199,3 +199,27 @@ def test_usage_counts_model_calls_made_inside_tools() -> None:
     state = GRAPHS["supervisor"]().invoke({"messages": [HumanMessage("tea")]})
     own = sum(m.usage_metadata["total_tokens"] for m in state["messages"] if m.type == "ai")
     assert whole["usage"]["total_tokens"] == usage["total_tokens"] > own
+
+
+async def test_the_async_api_gives_the_same_turn_and_uses_the_async_checkpointer() -> None:
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = create_agent(RuleModel(rule="react"), tools=[get_weather], checkpointer=InMemorySaver())
+    agent = as_responses_agent(graph)
+    context = {"conversation_id": "conv-async"}
+    first = await agent.apredict(_request("hello", context=context))
+    history = [
+        {"role": "user", "content": "hello"},
+        *first.model_dump(exclude_none=True)["output"],
+        {"role": "user", "content": "weather in Bern"},
+    ]
+    events = [
+        e.model_dump(exclude_none=True)
+        async for e in agent.apredict_stream({"input": history, "context": context})
+    ]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert [i["type"] for i in done] == ["function_call", "function_call_output", "message"]
+    assert done[-1]["content"][0]["text"] == "The weather: 18 C and sunny in Bern."
+    state = (await graph.aget_state({"configurable": {"thread_id": "conv-async"}})).values
+    assert [m.type for m in state["messages"]] == ["human", "ai", "human", "ai", "tool", "ai"]

@@ -2,13 +2,14 @@
 ``as_responses_agent``, the way a Databricks App serves a LangGraph agent.
 
 The graph is named by the ``SERVED_GRAPH`` environment variable (``start_agent_server(...,
-env={"SERVED_GRAPH": "react"})``).
+env={"SERVED_GRAPH": "react"})``). The handlers use the agent's async API, as an App should
+(the in-process tests cover the sync one).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from mlflow.genai.agent_server import AgentServer, invoke, stream
@@ -22,10 +23,11 @@ app = agent_server.app
 
 
 @invoke()
-def handle(request: Any) -> Any:
-    return agent.predict(request)
+async def handle(request: Any) -> Any:
+    return await agent.apredict(request)
 
 
 @stream()
-def handle_stream(request: Any) -> Iterator[Any]:
-    yield from agent.predict_stream(request)
+async def handle_stream(request: Any) -> AsyncIterator[Any]:
+    async for event in agent.apredict_stream(request):
+        yield event
