@@ -7,7 +7,9 @@ wire as output items there), with two additions an output needs and a history do
 - every ``function_call`` item gets an ``id`` (``fc_<call_id>``), so that its
   ``response.function_call_arguments.delta`` events and its ``output_item.done`` name one item;
 - a ``reasoning`` block without an id gets one (``rs_<message id>``): MLflow requires it and the
-  encoder drops reasoning it cannot name.
+  encoder drops reasoning it cannot name; reasoning in other providers' block shapes (Anthropic's
+  ``thinking`` blocks, OpenAI's ``reasoning`` blocks with a ``summary`` list) becomes v1
+  ``reasoning`` blocks first, so it is sent as reasoning and not as an unknown item.
 
 The id of a text item is the text block's id, else the message's id, exactly as the encoder
 chooses it (:func:`text_item_id`), so deltas streamed before the message is whole name the item
@@ -26,6 +28,9 @@ from langchain_dbx_serving.protocols._responses_encode import encode_input
 
 __all__ = [
     "arguments_delta_event",
+    "reasoning_delta_event",
+    "reasoning_item_id",
+    "reasoning_texts",
     "call_item_id",
     "completed_event",
     "encode_usage",
@@ -49,17 +54,43 @@ def text_item_id(block: Any, message_id: str) -> str:
     return message_id
 
 
+def reasoning_item_id(block: Mapping[str, Any], message_id: str) -> str:
+    """The id of the ``reasoning`` item a reasoning block of a message goes to."""
+    return block["id"] if isinstance(block.get("id"), str) else f"rs_{message_id}"
+
+
+def reasoning_texts(block: Any) -> list[str] | None:
+    """The reasoning text(s) of a block in any provider's shape; ``None``: not reasoning."""
+    if not isinstance(block, Mapping):
+        return None
+    kind = block.get("type")
+    if kind == "thinking" and isinstance(block.get("thinking"), str):
+        return [block["thinking"]]
+    if kind != "reasoning":
+        return None
+    if isinstance(block.get("reasoning"), str):
+        return [block["reasoning"]]
+    summary = block.get("summary")
+    parts = summary if isinstance(summary, list) else []
+    return [p["text"] for p in parts if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+
+
 def _named_reasoning(message: AIMessage) -> AIMessage:
     if isinstance(message.content, str):
         return message
-    content = [
-        {**block, "id": f"rs_{message.id}"}
-        if isinstance(block, Mapping)
-        and block.get("type") == "reasoning"
-        and not isinstance(block.get("id"), str)
-        else block
-        for block in message.content
-    ]
+    content: list[Any] = []
+    for block in message.content:
+        texts = reasoning_texts(block)
+        if texts is None:
+            content.append(block)
+            continue
+        item_id = reasoning_item_id(block, str(message.id))
+        extras = {"extras": block["extras"]} if isinstance(block.get("extras"), Mapping) else {}
+        if isinstance(block.get("encrypted_content"), str):
+            extras = {"extras": {"encrypted_content": block["encrypted_content"]}}
+        content += [{"type": "reasoning", "reasoning": t, "id": item_id, **extras} for t in texts]
+        if not texts:
+            content.append({"type": "reasoning", "id": item_id, **extras})
     return message.model_copy(update={"content": content})
 
 
@@ -115,6 +146,15 @@ def encode_usage(usages: Iterable[UsageMetadata | None]) -> dict[str, Any] | Non
 
 def text_delta_event(item_id: str, delta: str) -> dict[str, Any]:
     return {"type": "response.output_text.delta", "item_id": item_id, "delta": delta}
+
+
+def reasoning_delta_event(item_id: str, delta: str) -> dict[str, Any]:
+    return {
+        "type": "response.reasoning_summary_text.delta",
+        "item_id": item_id,
+        "summary_index": 0,
+        "delta": delta,
+    }
 
 
 def arguments_delta_event(item_id: str, delta: str) -> dict[str, Any]:

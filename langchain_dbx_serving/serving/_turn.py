@@ -80,11 +80,7 @@ class TurnStream:
         """Deltas for a streamed chunk of an AI message (text and tool-call arguments)."""
         if chunk.id is None:
             return []  # no item can be named; its items come whole with the state
-        events = [
-            wire.text_delta_event(wire.text_item_id(block, chunk.id), text)
-            for block, text in _text_pieces(chunk.content)
-            if text
-        ]
+        events = _content_deltas(chunk.content, chunk.id)
         for piece in chunk.tool_call_chunks:
             events += self._call_piece(chunk.id, piece)
         return events
@@ -144,16 +140,21 @@ class TurnStream:
         return wire.completed_event(self.response_id, self.usage(), custom_outputs)
 
 
-def _text_pieces(content: Any) -> list[tuple[Any, str]]:
-    if isinstance(content, str):
-        return [(None, content)]
-    pieces = []
-    for block in content:
-        if isinstance(block, str):
-            pieces.append((None, block))
-        elif isinstance(block, dict) and block.get("type") == "text":
-            pieces.append((block, block.get("text") or ""))
-    return pieces
+def _content_deltas(content: Any, message_id: str) -> list[dict[str, Any]]:
+    """Text and reasoning deltas of a chunk's content, in order, naming their items."""
+    events: list[dict[str, Any]] = []
+    for block in [content] if isinstance(content, str) else content:
+        if isinstance(block, str) or (isinstance(block, dict) and block.get("type") == "text"):
+            text = block if isinstance(block, str) else block.get("text")
+            if isinstance(text, str) and text:
+                item_id = wire.text_item_id(block, message_id)
+                events.append(wire.text_delta_event(item_id, text))
+            continue
+        for text in wire.reasoning_texts(block) or []:
+            if text:
+                item_id = wire.reasoning_item_id(block, message_id)
+                events.append(wire.reasoning_delta_event(item_id, text))
+    return events
 
 
 def _with_id(message: BaseMessage) -> BaseMessage:

@@ -70,6 +70,8 @@ def test_every_delta_names_an_item_that_is_done_exactly_once(name: str, text: st
             assert pieces == "".join(p["text"] for p in item["content"])
         if item["type"] == "function_call":
             assert pieces == item["arguments"]
+        if item["type"] == "reasoning":
+            assert pieces == "".join(part["text"] for part in item["summary"])
     assert events[-1]["type"] == "response.completed"
     # The whole reply holds the same items as the stream.
     whole = agent.predict(_request(text)).model_dump(exclude_none=True)

@@ -154,3 +154,26 @@ def test_usage_is_summed_in_responses_naming() -> None:
         "output_tokens_details": {"reasoning_tokens": 1},
     }
     assert encode_usage([None]) is None
+
+
+def test_reasoning_of_other_providers_is_sent_as_reasoning() -> None:
+    message = AIMessage(
+        content=[
+            {"type": "thinking", "thinking": "anthropic style", "signature": "s"},
+            {"type": "reasoning", "id": "rs_9", "summary": [{"type": "summary_text", "text": "a"}]},
+            {"type": "text", "text": "done"},
+        ],
+        id="m1",
+    )
+    items = output_items([message])
+    assert items[0] == {
+        "type": "reasoning",
+        "id": "rs_m1",
+        "summary": [{"type": "summary_text", "text": "anthropic style"}],
+    }
+    assert items[1] == {
+        "type": "reasoning",
+        "id": "rs_9",
+        "summary": [{"type": "summary_text", "text": "a"}],
+    }
+    assert items[2]["type"] == "message"
