@@ -17,7 +17,8 @@ How a request reaches the graph:
 - ``context.conversation_id`` is ``config["configurable"]["thread_id"]`` (the checkpointer's
   thread) and ``conversation_id``; ``context.user_id`` is ``user_id``. Chat UIs re-send the
   whole conversation each turn: when the graph's checkpointer already holds messages for the
-  thread, only the input after the last assistant or tool item is appended.
+  thread, only the input after the last assistant or tool item is appended. A checkpointed
+  graph called without a ``conversation_id`` runs on a new thread of its own.
 
 What comes back:
 

@@ -40,6 +40,12 @@ def _is_graph(runnable: Any) -> bool:
     return hasattr(runnable, "channels") and hasattr(runnable, "get_state")
 
 
+def _has_checkpointer(runnable: Any) -> bool:
+    # ``checkpointer=True`` (a subgraph using its parent's) is not one this run can look up.
+    saver = getattr(runnable, "checkpointer", None)
+    return _is_graph(runnable) and saver is not None and not isinstance(saver, bool)
+
+
 class GraphRunner:
     """Runs one responses request through a runnable or graph, yielding responses events.
 
@@ -81,11 +87,15 @@ class GraphRunner:
         callbacks = _mlflow_callbacks() if self.trace else []
         if callbacks:
             config["callbacks"] = callbacks
-        return merge_configs(self.config, config)
+        merged = merge_configs(self.config, config)
+        if _has_checkpointer(self.runnable) and not merged["configurable"].get("thread_id"):
+            # No conversation to continue: a thread of its own, as a stateless agent would.
+            merged["configurable"]["thread_id"] = f"turn-{uuid.uuid4().hex}"
+        return merged
 
     def _checkpointed_thread(self, config: RunnableConfig) -> bool:
         """Is there a checkpointer and a thread id to look the thread up with?"""
-        if not (_is_graph(self.runnable) and getattr(self.runnable, "checkpointer", None)):
+        if not _has_checkpointer(self.runnable):
             return False
         return bool((config.get("configurable") or {}).get("thread_id"))
 

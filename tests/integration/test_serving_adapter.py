@@ -225,3 +225,17 @@ async def test_the_async_api_gives_the_same_turn_and_uses_the_async_checkpointer
     assert done[-1]["content"][0]["text"] == "The weather: 18 C and sunny in Bern."
     state = (await graph.aget_state({"configurable": {"thread_id": "conv-async"}})).values
     assert [m.type for m in state["messages"]] == ["human", "ai", "human", "ai", "tool", "ai"]
+
+
+def test_a_checkpointed_graph_without_a_conversation_id_runs_on_a_new_thread() -> None:
+    from langchain.agents import create_agent
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    graph = create_agent(RuleModel(rule="echo"), tools=[], checkpointer=InMemorySaver())
+    agent = as_responses_agent(graph)
+    texts = [
+        agent.predict(_request(text)).model_dump()["output"][-1]["content"][0]["text"]
+        for text in ("one", "two")
+    ]
+    assert texts == ["You said: one", "You said: two"]
+    assert agent.predict(_request("three")).usage.input_tokens == 1  # no earlier turn in it
