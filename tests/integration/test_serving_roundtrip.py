@@ -197,3 +197,24 @@ def test_graph_raising_on_invoke_is_a_server_error_with_the_message(exploding, c
         runnable.invoke("explode")
     assert info.value.status_code == 500
     assert ERROR_MESSAGE in str(info.value)
+
+
+def test_the_trace_id_names_a_trace_with_the_graphs_spans(
+    served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, server = served
+    agent = AgentEndpoint("graph", base_url=server.url, token="t", return_trace=True)
+    reply = agent.invoke(PROMPTS[name])
+    assert reply.trace_id and reply.trace_id.startswith("tr-")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=server.tracking_dir.resolve().as_uri())
+    names = [span.name for span in client.get_trace(reply.trace_id).data.spans]
+    # The AgentServer's span first, then the graph's own runs: every graph calls its model.
+    assert names[0] == "handle"
+    assert "RuleModel" in names, names
+    if name == "react":
+        assert {"model", "tools", "get_weather"} <= set(names), names
+    if name == "supervisor":  # the sub-agents run inside the tools, traced there too
+        assert {"research", "write", "research_agent", "write_agent"} <= set(names), names
