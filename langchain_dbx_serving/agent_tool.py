@@ -37,6 +37,8 @@ from langchain_core.runnables.config import patch_config
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from langchain_dbx_serving.errors import MalformedResponseError
+
 if TYPE_CHECKING:
     from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent
 
@@ -123,8 +125,7 @@ class AgentTool(BaseTool):
             if progress is not None and run_manager is not None:
                 dispatch_custom_event(*progress, config=child)
             response = event.response or response
-        assert response is not None  # the agent's stream always ends with the response
-        return response.text, response
+        return _answer(response, self.agent.endpoint)
 
     async def _arun(
         self,
@@ -139,8 +140,16 @@ class AgentTool(BaseTool):
             if progress is not None and run_manager is not None:
                 await adispatch_custom_event(*progress, config=child)
             response = event.response or response
-        assert response is not None
-        return response.text, response
+        return _answer(response, self.agent.endpoint)
+
+
+def _answer(response: Any, endpoint: str) -> tuple[str, Any]:
+    if response is None:  # AgentEndpoint's stream ends with the response or raises
+        raise MalformedResponseError(
+            f"the stream of agent '{endpoint}' ended without a response",
+            endpoint=endpoint,
+        )
+    return response.text, response
 
 
 def agent_tool(

@@ -177,3 +177,18 @@ def test_the_sub_agents_tokens_count_in_the_usage_callback(ep: LocalEndpoint) ->
         message = tool.invoke(_tool_call("research", "tea"))
     total = sum(u["total_tokens"] for u in usage.usage_metadata.values())
     assert total == message.artifact.usage["total_tokens"] > 0
+
+
+def test_a_stream_that_ends_without_a_response_is_a_typed_error() -> None:
+    from langchain_dbx_serving import MalformedResponseError
+    from langchain_dbx_serving.agent_tool import agent_tool
+
+    class Silent:
+        endpoint = "silent-agent"
+
+        def stream(self, value: Any, config: Any = None) -> Iterator[Any]:
+            return iter(())
+
+    tool = agent_tool(Silent(), name="silent")  # type: ignore[arg-type]
+    with pytest.raises(MalformedResponseError, match="'silent-agent' ended without a response"):
+        tool.invoke(_tool_call("silent", "hi"))
