@@ -6,9 +6,12 @@ items back. ``output_items`` names every item an output needs to name.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from langchain_dbx_serving.protocols._responses_encode import encode_input
@@ -177,3 +180,52 @@ def test_reasoning_of_other_providers_is_sent_as_reasoning() -> None:
         "summary": [{"type": "summary_text", "text": "a"}],
     }
     assert items[2]["type"] == "message"
+
+
+# ---- property: any well-formed history survives decode -> encode ---------------------------
+
+_words = st.text(alphabet='abc xyz:{}"', min_size=1, max_size=12)
+_ids = st.text(alphabet="abcdef0123456789", min_size=1, max_size=6)
+
+
+@st.composite
+def _assistant_turn(draw: st.DrawFn, turn: int) -> list[dict[str, Any]]:
+    """One assistant turn: reasoning, text, calls answered by outputs, in a valid order."""
+    items: list[dict[str, Any]] = []
+    if draw(st.booleans()):
+        summary = [{"type": "summary_text", "text": t} for t in draw(st.lists(_words, max_size=2))]
+        items.append({"type": "reasoning", "id": f"rs_{turn}", "summary": summary})
+    if draw(st.booleans()):
+        items.append(_text(draw(_words), f"m_{turn}"))
+    calls = draw(st.lists(_ids, max_size=3, unique=True))
+    for call in calls:
+        arguments = json.dumps(draw(st.dictionaries(_ids, _words, max_size=2)))
+        items.append(
+            {
+                "type": "function_call",
+                "call_id": f"c{turn}_{call}",
+                "name": "f",
+                "arguments": arguments,
+            }
+        )
+    for call in calls:
+        items.append(
+            {"type": "function_call_output", "call_id": f"c{turn}_{call}", "output": draw(_words)}
+        )
+    if calls:
+        items.append(_text(draw(_words), f"m_{turn}_answer"))
+    return items
+
+
+@st.composite
+def _histories(draw: st.DrawFn) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for turn in range(draw(st.integers(1, 3))):
+        items.append({"role": draw(st.sampled_from(["user", "system"])), "content": draw(_words)})
+        items += draw(_assistant_turn(turn))
+    return items
+
+
+@given(_histories())
+def test_any_history_survives_decoding_and_encoding(items: list[dict[str, Any]]) -> None:
+    assert encode_input(decode_input(items)) == items
