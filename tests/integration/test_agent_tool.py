@@ -192,3 +192,27 @@ def test_a_stream_that_ends_without_a_response_is_a_typed_error() -> None:
     tool = agent_tool(Silent(), name="silent")  # type: ignore[arg-type]
     with pytest.raises(MalformedResponseError, match="'silent-agent' ended without a response"):
         tool.invoke(_tool_call("silent", "hi"))
+
+
+async def test_a_supervisors_event_stream_shows_each_sub_agent_as_it_answers(
+    ep: LocalEndpoint,
+) -> None:
+    from langchain.agents import create_agent
+
+    auth = {"host": ep.host, "token": "t"}
+    tools = [
+        AgentEndpoint("research", **auth).as_tool(name="research"),
+        AgentEndpoint("write", **auth).as_tool(name="write"),
+    ]
+    supervisor = create_agent(RuleModel(rule="supervisor"), tools=tools)
+    texts: dict[str, str] = {}
+    async for event in supervisor.astream_events(
+        {"messages": [HumanMessage("green tea")]}, version="v2"
+    ):
+        if event["event"] == "on_custom_event" and event["name"] == TEXT_EVENT:
+            tool = event["data"]["tool"]
+            texts[tool] = texts.get(tool, "") + event["data"]["delta"]
+    assert texts == {
+        "research": "Facts about green tea: it is well known.",
+        "write": "Written: Facts about green tea: it is well known.",
+    }
