@@ -140,6 +140,8 @@ def _validate_responses_input(body: Mapping[str, Any]) -> None:
         kind = item.get("type", "message")
         if kind == "message" and "role" not in item:
             raise bad_request(f"input[{i}] is a message without a 'role'.")
+        if kind == "message" and not isinstance(item.get("content"), (str, list)):
+            raise bad_request(f"input[{i}].content must be a string or a list of parts.")
         if kind == "message" and isinstance(item.get("content"), list):
             _validate_parts(i, item["role"], item["content"])
         if kind == "function_call_output" and "call_id" not in item:
