@@ -34,6 +34,9 @@ What comes back:
 ``response.output_item.added`` naming the call) as the chat models stream, one
 ``response.output_item.done`` per item once the graph's state holds the finished message, and
 ``response.completed`` with usage and ``custom_outputs``. ``predict`` is that stream collected.
+Tokens of a chat model called inside a tool (a ``ToolNode``) are not the agent's answer and are
+not streamed; a model called inside any other node streams as LangGraph's ``messages`` mode
+reports it (tag it ``"nostream"`` when its reply is not part of the answer).
 ``apredict`` / ``apredict_stream`` do the same on the graph's async API: use them in an
 ``AgentServer`` app (it calls sync handlers on its event loop, one request at a time).
 With MLflow tracing on, the run is traced with MLflow's LangChain tracer (``trace=False`` to

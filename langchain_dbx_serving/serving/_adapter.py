@@ -40,6 +40,16 @@ def _is_graph(runnable: Any) -> bool:
     return hasattr(runnable, "channels") and hasattr(runnable, "get_state")
 
 
+def _tool_nodes(graph: Any) -> frozenset[str]:
+    """Names of the graph's tool nodes (LangGraph's ``ToolNode``, as ``create_agent`` uses)."""
+    nodes = getattr(graph, "nodes", None) or {}
+    return frozenset(
+        name
+        for name, node in nodes.items()
+        if any(cls.__name__ == "ToolNode" for cls in type(getattr(node, "bound", None)).__mro__)
+    )
+
+
 def _has_checkpointer(runnable: Any) -> bool:
     # ``checkpointer=True`` (a subgraph using its parent's) is not one this run can look up.
     saver = getattr(runnable, "checkpointer", None)
@@ -157,6 +167,7 @@ class _Run:
         self.runner = runner
         self.turn = turn
         self.graph = _is_graph(runner.runnable)
+        self.tool_nodes = _tool_nodes(runner.runnable) if self.graph else frozenset()
         self.final: Any = None  # a graph's last state, or a runnable's output added up
         self.message: AIMessageChunk | None = None  # a runnable's streamed message so far
 
@@ -168,7 +179,9 @@ class _Run:
         if self.graph:
             mode, payload = piece
             if mode == "messages":
-                message = payload[0]
+                message, metadata = payload
+                if metadata.get("langgraph_node") in self.tool_nodes:
+                    return []  # a model called inside a tool: its reply is not the agent's
                 return self.turn.chunk(message) if isinstance(message, AIMessageChunk) else []
             if not isinstance(payload, Mapping):
                 return []

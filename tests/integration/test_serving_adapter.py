@@ -239,3 +239,26 @@ def test_a_checkpointed_graph_without_a_conversation_id_runs_on_a_new_thread() -
     ]
     assert texts == ["You said: one", "You said: two"]
     assert agent.predict(_request("three")).usage.input_tokens == 1  # no earlier turn in it
+
+
+def test_a_model_called_inside_a_tool_does_not_stream_into_the_answer() -> None:
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    inner = RuleModel(rule="research")
+
+    @tool
+    def research(topic: str) -> str:
+        """Research a topic with a model of its own."""
+        return inner.invoke([HumanMessage(topic)]).text
+
+    graph = create_agent(RuleModel(rule="supervisor"), tools=[research])
+    agent = as_responses_agent(graph)
+    events = _events(agent, _request("tea"))
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert {d["item_id"] for d in deltas} <= {i.get("id") for i in done}
+    streamed = "".join(d["delta"] for d in deltas)
+    assert "Facts about tea" not in streamed.split("Writing it up.")[0]
+    whole = agent.predict(_request("tea")).model_dump()["output"]
+    assert _without_ids(whole) == _without_ids(done)
