@@ -17,8 +17,8 @@ history the checkpointer holds  not appended twice: with a checkpointed thread t
 
 output: the AI and tool messages the run added (text, reasoning, the graph's tool calls and
 results as ``function_call`` / ``function_call_output``), ``custom_outputs`` from the final
-state's ``custom_outputs_key``, usage summed over the new AI messages. ``predict`` is the
-stream collected, so a turn gives the same items either way.
+state's ``custom_outputs_key``, usage of every model call of the run (see ``TurnStream.usage``).
+``predict`` is the stream collected, so a turn gives the same items either way.
 """
 
 from __future__ import annotations
