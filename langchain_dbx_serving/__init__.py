@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from langchain_dbx_serving.chat_models import ChatDatabricksResponses, ChatDatabricksServing
     from langchain_dbx_serving.embeddings import DatabricksServingEmbeddings
     from langchain_dbx_serving.router import EndpointRouter, Route, RouteResult
+    from langchain_dbx_serving.serving import as_responses_agent
     from langchain_dbx_serving.tracing import (
         CollectedTrace,
         Span,
@@ -64,6 +65,7 @@ _LAZY = {
     "TraceCollector": "langchain_dbx_serving.tracing",
     "get_trace": "langchain_dbx_serving.tracing",
     "get_trace_id": "langchain_dbx_serving.tracing",
+    "as_responses_agent": "langchain_dbx_serving.serving",
 }
 
 __all__ = [
@@ -102,6 +104,7 @@ __all__ = [
     "__version__",
     "get_trace",
     "get_trace_id",
+    "as_responses_agent",
 ]
 
 

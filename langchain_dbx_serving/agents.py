@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
@@ -32,6 +32,9 @@ from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agent_model_run
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
+
+if TYPE_CHECKING:
+    from langchain_dbx_serving.agent_tool import AgentTool
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
 
@@ -301,6 +304,39 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")
+
+    def as_tool(  # type: ignore[override]
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        custom_inputs: Mapping[str, Any] | None = None,
+        forward_custom_inputs: Sequence[str] = (),
+    ) -> AgentTool:
+        """This agent as a tool for a supervisor: content = answer text, artifact = reply.
+
+        The tool passes on the caller's ``context`` and the chosen ``custom_inputs`` and
+        streams the agent's progress as custom events (see :mod:`langchain_dbx_serving.agent_tool`).
+
+        Example:
+            .. code-block:: python
+
+                tool = AgentEndpoint("research-agent").as_tool(
+                    name="research", description="Finds facts.", forward_custom_inputs=["tier"]
+                )
+                message = tool.invoke({"type": "tool_call", "id": "c1", "name": "research",
+                                       "args": {"request": "Q3 revenue?"}})
+                message.content, message.artifact.custom_outputs
+        """
+        from langchain_dbx_serving.agent_tool import agent_tool
+
+        return agent_tool(
+            self,
+            name=name,
+            description=description,
+            custom_inputs=custom_inputs,
+            forward_custom_inputs=forward_custom_inputs,
+        )
 
 
 def _split_input(

@@ -84,6 +84,26 @@ EXPECTED = {
         "labels: {'negative': 100, 'neutral': 100, 'positive': 100}",
         "first rows: [('r000', 'positive'), ('r001', 'negative'), ('r002', 'neutral')]",
     ],
+    "10_supervisor_sub_agents.py": [
+        "answer: Dear customer, returns are accepted within 30 days; "
+        "refunds reach the card in 5 business days.",
+        "research artifact: text='Facts: returns are accepted within 30 days; refunds reach",
+        "tool calls: [\"search_docs({'query': 'returns refunds'}) -> returns are accepted",
+        "write artifact: text='Dear customer, returns are accepted within 30 days;",
+        "custom_outputs: {'words': 16}",
+        "tokens: supervisor 251 + sub-agents 150 = 401",
+        # One trace: its token total is the supervisor's and both sub-agents' ...
+        "28 spans, tokens 325 in / 76 out",
+        # ... and both sub-agents' spans (their model calls and tools) nest under the supervisor.
+        "supervisor  AGENT  ",
+        "    │   └── research  TOOL  ",
+        "    │           └── research-agent  AGENT  ",
+        "    │                       │   └── search_docs  TOOL  ",
+        "    │                           └── ChatDatabricksServing  CHAT_MODEL  ",
+        "    │   └── write  TOOL  ",
+        "    │           └── writer-agent  AGENT  ",
+        "    │                           └── ChatDatabricksServing  CHAT_MODEL  ",
+    ],
 }
 
 

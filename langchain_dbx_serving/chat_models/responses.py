@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
+
+from langchain_core.tools import BaseTool
 
 from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
@@ -67,3 +69,39 @@ class ChatDatabricksResponses(DatabricksChatBase):
         if isinstance(options, Mapping) and options.get("return_trace"):
             return _TRACE_ID_HEADER
         return None
+
+    def as_tool(  # type: ignore[override]
+        self,
+        args_schema: Any = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+        custom_inputs: Mapping[str, Any] | None = None,
+        forward_custom_inputs: Sequence[str] = (),
+    ) -> BaseTool:
+        """This agent as a sub-agent tool: ``AgentEndpoint(chat=self).as_tool(...)``.
+
+        Content is the answer text, ``ToolMessage.artifact`` the whole ``AgentResponse`` (see
+        ``langchain_dbx_serving.agent_tool``). With ``args_schema`` or ``arg_types`` this is
+        LangChain's generic ``Runnable.as_tool``.
+
+        Example:
+            .. code-block:: python
+
+                research = ChatDatabricksResponses(endpoint="research-agent").as_tool(
+                    name="research", description="Finds facts about a topic."
+                )
+        """
+        if args_schema is not None or arg_types is not None:
+            return super().as_tool(
+                args_schema, name=name, description=description, arg_types=arg_types
+            )
+        from langchain_dbx_serving.agents import AgentEndpoint
+
+        return AgentEndpoint(chat=self).as_tool(
+            name=name,
+            description=description,
+            custom_inputs=custom_inputs,
+            forward_custom_inputs=forward_custom_inputs,
+        )

@@ -19,6 +19,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_dbx_serving.protocols._responses_input import decode_input
 from langchain_dbx_serving.testing.replies import ErrorReply
 
 CHAT_COMPLETIONS = "chat_completions"
@@ -139,6 +140,8 @@ def _validate_responses_input(body: Mapping[str, Any]) -> None:
         kind = item.get("type", "message")
         if kind == "message" and "role" not in item:
             raise bad_request(f"input[{i}] is a message without a 'role'.")
+        if kind == "message" and not isinstance(item.get("content"), (str, list)):
+            raise bad_request(f"input[{i}].content must be a string or a list of parts.")
         if kind == "message" and isinstance(item.get("content"), list):
             _validate_parts(i, item["role"], item["content"])
         if kind == "function_call_output" and "call_id" not in item:
@@ -246,44 +249,13 @@ def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[BaseMessage]:
     return out
 
 
-def _append_to_ai(out: list[BaseMessage], call: dict[str, Any] | None, block: Any = None) -> None:
-    """Function calls and reasoning items join the preceding AI message (one turn)."""
-    last = out[-1] if out else None
-    if not isinstance(last, AIMessage):
-        last = AIMessage(content=[])
-        out.append(last)
-    if call is not None:
-        last.tool_calls = [*last.tool_calls, call]  # type: ignore[list-item]
-    if block is not None:
-        content = last.content if isinstance(last.content, list) else [last.content]
-        last.content = [c for c in content if c] + [block]
-
-
 def responses_messages(items: str | Sequence[Mapping[str, Any]]) -> list[BaseMessage]:
-    """Responses input items as LangChain messages (tool turns folded into AI messages)."""
-    if isinstance(items, str):
-        return [HumanMessage(content=items)]
-    out: list[BaseMessage] = []
-    for item in items:
-        kind = item.get("type", "message")
-        if kind == "message":
-            out += chat_messages([item])
-        elif kind == "function_call":
-            call = {
-                "name": item.get("name", ""),
-                "args": _parse_arguments(item.get("arguments")),
-                "id": item.get("call_id"),
-                "type": "tool_call",
-            }
-            _append_to_ai(out, call)
-        elif kind == "function_call_output":
-            output = item.get("output")
-            text = output if isinstance(output, str) else json.dumps(output)
-            out.append(ToolMessage(content=text, tool_call_id=item["call_id"]))
-        elif kind == "reasoning":
-            text = "".join(s.get("text", "") for s in item.get("summary") or [])
-            _append_to_ai(out, None, {"type": "reasoning", "reasoning": text})
-    return out
+    """Responses input items as LangChain messages (tool turns folded into AI messages).
+
+    The responses protocol owns this mapping (``decode_input``): the local endpoint's backends
+    see a request exactly as a graph served with ``as_responses_agent`` does.
+    """
+    return decode_input(items)
 
 
 def chat_tools(tools: Any) -> list[dict[str, Any]]:

@@ -456,6 +456,12 @@ def _is_chat_model(obj: Any) -> bool:
     return isinstance(obj, BaseChatModel)
 
 
+def _is_runnable(obj: Any) -> bool:
+    from langchain_core.runnables import Runnable
+
+    return isinstance(obj, Runnable)
+
+
 def _is_responses_agent(obj: Any) -> bool:
     # mlflow is imported by whoever built the agent: never import it here.
     module = sys.modules.get("mlflow.pyfunc.model")
@@ -466,8 +472,9 @@ def as_backend(obj: Any) -> Backend:
     """Turn what a user passes to ``LocalEndpoint`` into a backend.
 
     Accepts a backend, ``"echo"``, a path to a ``.json`` script, a LangChain chat model or
-    ``Embeddings``, an MLflow ``ResponsesAgent``, a reply or list of replies (scripted), or a
-    function.
+    ``Embeddings``, an MLflow ``ResponsesAgent``, any other runnable or compiled LangGraph graph
+    (served through :func:`~langchain_dbx_serving.serving.as_responses_agent`, which needs the
+    ``agents`` extra), a reply or list of replies (scripted), or a function.
 
     Example::
 
@@ -489,6 +496,11 @@ def as_backend(obj: Any) -> Backend:
         return ChatModelBackend(obj)
     if _is_embeddings(obj):
         return EmbeddingsBackend(obj)
+    if _is_runnable(obj):
+        # A LangGraph graph or chain: served as Databricks serves it, as a ResponsesAgent.
+        from langchain_dbx_serving.serving import as_responses_agent
+
+        return ResponsesAgentBackend(as_responses_agent(obj))
     if callable(obj):
         return FunctionBackend(obj)
     raise TypeError(f"cannot serve {type(obj).__name__!r}: pass a Backend, a chat model or replies")

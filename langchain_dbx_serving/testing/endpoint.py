@@ -94,8 +94,12 @@ class LocalEndpoint:
     ``backends`` is one backend (serving any endpoint name) or a mapping ``{name: backend}``
     (other names get 404 ``RESOURCE_DOES_NOT_EXIST``). A backend may be a
     :class:`~langchain_dbx_serving.testing.backends.Backend`, a list of replies (scripted), a
-    LangChain chat model, an MLflow ``ResponsesAgent``, a function, ``"echo"`` or ``None``
-    (echo). ``chat_agents`` names the endpoints that answer chat requests in ChatAgent shape
+    LangChain chat model, an MLflow ``ResponsesAgent``, a LangGraph graph or other runnable
+    (served as ``as_responses_agent(graph)``), a function, ``"echo"`` or ``None`` (echo).
+    A supervisor and its sub-agents run on one laptop as on Databricks:
+    ``LocalEndpoint({"supervisor": graph, "research": research_graph, ...})`` serves each under
+    its name at ``/serving-endpoints/{name}/invocations`` (and the OpenAI-style routes).
+    ``chat_agents`` names the endpoints that answer chat requests in ChatAgent shape
     (``True``: all). ``token`` is the bearer token required (``None``: no auth check).
     ``root`` names the endpoint the AgentServer-style root routes (``/invocations``,
     ``/responses``) serve: by default the first of the mapping, or ``"agent"``. ``faults`` is a

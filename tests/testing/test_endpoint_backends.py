@@ -200,7 +200,7 @@ def test_responses_items_are_decoded_into_langchain_messages(
     decoded = seen[0].messages
     assert [m.type for m in decoded] == ["human", "ai", "tool", "ai"]
     assert decoded[1].tool_calls[0]["name"] == "w"
-    assert decoded[1].content == [{"type": "reasoning", "reasoning": "call w"}]
+    assert decoded[1].content == [{"type": "reasoning", "reasoning": "call w", "id": "r1"}]
     assert decoded[3].text == "18C"
 
 

@@ -97,6 +97,12 @@ def test_single_backend_serves_any_endpoint_name() -> None:
             "Invalid type: text",
         ),
         (
+            "/serving-endpoints/responses",
+            {"model": "chat", "input": [{"role": "user", "content": 3}]},
+            "INVALID_PARAMETER_VALUE",
+            "input[0].content must be a string or a list",
+        ),
+        (
             "/serving-endpoints/agent/invocations",
             responses(),
             "INVALID_PARAMETER_VALUE",
