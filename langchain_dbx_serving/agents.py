@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
@@ -24,6 +24,9 @@ from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
+
+if TYPE_CHECKING:
+    from langchain_dbx_serving.background import BackgroundRun
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
 
@@ -158,6 +161,8 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: CallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
+        if kwargs.get("background") is True:  # a long-running agent: submit, then wait
+            return self.submit(value, **kwargs).result(self.chat.background_timeout)
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = transport.post_json(
@@ -173,6 +178,9 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: AsyncCallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
+        if kwargs.get("background") is True:  # a long-running agent: submit, then wait
+            run = await self.asubmit(value, **kwargs)
+            return await run.aresult(self.chat.background_timeout)
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = await transport.apost_json(
@@ -181,6 +189,27 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         response = _response_from_reply(reply)
         await self._surfacer(call, run_manager).ametadata(_trace_metadata(response))
         return response
+
+    # -- background runs (long-running agents, see langchain_dbx_serving.background) ------------
+    def submit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
+        """Start a background run and return its handle (``result()`` is an AgentResponse)."""
+        from langchain_dbx_serving.chat_models import _background
+
+        call = self._prepare(input, {**kwargs, "background": True}, stream=False)
+        return _background.submit(self.chat, [], None, {}, agent=self, call=call)
+
+    async def asubmit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
+        """Async :meth:`submit`."""
+        from langchain_dbx_serving.chat_models import _background
+
+        call = self._prepare(input, {**kwargs, "background": True}, stream=False)
+        return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
+
+    def background_run(self, run_id: str) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id."""
+        from langchain_dbx_serving.background import BackgroundRun
+
+        return BackgroundRun(self.chat, run_id, agent=self)
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(

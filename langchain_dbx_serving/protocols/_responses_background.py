@@ -195,10 +195,12 @@ class ResumeAwareDecoder:
     """A responses ``StreamDecoder`` that also reports what happened to a resumable stream.
 
     ``state`` is the stream's resume state (``resumes``, ``resumed_events``,
-    ``conversation_id``). When the stream was re-opened or the run was restarted on the
-    server, the last chunk's ``response_metadata`` gains ``resumes`` (reconnections),
-    ``resumed`` (the server's ``response.resumed`` frames) and ``conversation_id`` (the rotated
-    id later turns must use). Everything else is the wrapped decoder's.
+    ``conversation_id``, ``response_id``). A feed whose frames name the run but carry no
+    ``response.created`` gets the run id as message id. When the stream was re-opened or the
+    run was restarted on the server, the last chunk's ``response_metadata`` gains ``resumes``
+    (reconnections), ``resumed`` (the server's ``response.resumed`` frames) and
+    ``conversation_id`` (the rotated id later turns must use). The rest is the wrapped
+    decoder's.
     """
 
     def __init__(self, inner: Any, state: Any) -> None:
@@ -211,6 +213,12 @@ class ResumeAwareDecoder:
     def finish(self) -> list[Any]:
         chunks = self._inner.finish()
         state = self._state
+        if chunks and chunks[-1].id is None and state.response_id is not None:
+            # A feed of done items only (an invoke-style run) names the run on every frame.
+            last = chunks[-1]
+            metadata = {**last.response_metadata, "id": state.response_id}
+            update = {"id": state.response_id, "response_metadata": metadata}
+            chunks = [*chunks[:-1], last.model_copy(update=update)]
         if not chunks or not (state.resumes or state.resumed_events):
             return chunks
         extra: dict[str, Any] = {"resumes": state.resumes}

@@ -261,6 +261,7 @@ class LongRunningMode:
     async def _retrieve(self, request: Request) -> Response:
         from langchain_dbx_serving.testing._app import error_response
 
+        self._app._record(request, b"")
         try:
             self._app._check_auth(request)
         except inbound.RequestRejected as exc:
@@ -345,6 +346,7 @@ class LongRunningMode:
             await asyncio.sleep(self.poll_interval)
 
     async def _cancel(self, request: Request) -> Response:
+        self._app._record(request, await request.body())
         return JSONResponse({"detail": "Cancellation is not yet implemented."}, 501)
 
 
