@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
@@ -162,7 +163,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            return self.submit(value, **kwargs).result(self.chat.background_timeout)
+            return _background.agent_invoke(self, value, kwargs, run_manager)
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = transport.post_json(
@@ -179,8 +180,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            run = await self.asubmit(value, **kwargs)
-            return await run.aresult(self.chat.background_timeout)
+            return await _background.agent_ainvoke(self, value, kwargs, run_manager)
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
         reply = await transport.apost_json(
@@ -193,15 +193,11 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     # -- background runs (long-running agents, see langchain_dbx_serving.background) ------------
     def submit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
         """Start a background run and return its handle (``result()`` is an AgentResponse)."""
-        from langchain_dbx_serving.chat_models import _background
-
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
         return _background.submit(self.chat, [], None, {}, agent=self, call=call)
 
     async def asubmit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
         """Async :meth:`submit`."""
-        from langchain_dbx_serving.chat_models import _background
-
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
         return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
 
@@ -240,10 +236,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             call = self._prepare(value, kwargs, stream=True)
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
-            transport = self.chat.transport
-            for data in transport.stream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
+            for data in _background.agent_events(self.chat, call, traces, events):
                 yield from events.feed(data)
             for event in events.finish():
                 traces.metadata(_trace_metadata(event.response))
@@ -259,10 +252,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             call = self._prepare(value, kwargs, stream=True)
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
-            transport = self.chat.transport
-            async for data in transport.astream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
+            async for data in _background.agent_aevents(self.chat, call, traces, events):
                 for event in events.feed(data):
                     yield event
             for event in events.finish():

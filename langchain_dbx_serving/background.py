@@ -204,9 +204,16 @@ class BackgroundRun:
             interval = min(_MAX_POLL, interval * 1.5)
 
     # -- result -----------------------------------------------------------------------------
-    def _decode(self) -> Any:
+    def _body(self) -> Mapping[str, Any]:
+        """The finished run's answer, as a responses reply."""
         assert self._state is not None
         body = self._state.body
+        if self._state.status == "completed" and "output" not in body:
+            body = {**body, "output": []}  # the server lists no output when nothing was stored
+        return body
+
+    def _decode(self) -> Any:
+        body = self._body()
         if self._agent is not None:
             from langchain_dbx_serving.agents import _response_from_reply
 

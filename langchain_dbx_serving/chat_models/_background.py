@@ -180,8 +180,7 @@ def _timeout(chat: ChatDatabricksResponses, kwargs: Mapping[str, Any]) -> float 
 
 
 def _decoded(chat: ChatDatabricksResponses, run: BackgroundRun, call: PreparedCall) -> ChatResult:
-    assert run._state is not None
-    return chat._protocol.decode_reply(run._state.body, **call.decode_options)
+    return chat._protocol.decode_reply(run._body(), **call.decode_options)
 
 
 def generate(
@@ -228,3 +227,64 @@ async def agenerate(
         await progress(run._state)
     await run.await_(_timeout(chat, kwargs), on_progress=progress)
     return await traces.aresult(_decoded(chat, run, call))
+
+
+# -- AgentEndpoint -------------------------------------------------------------------------------
+def agent_events(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+) -> Iterator[str]:
+    """``AgentEndpoint.stream``'s payloads, resumable; ``builder``'s decoder reports resumes."""
+    events, decoder = stream_source(chat, call, traces)
+    decoder._inner = builder.decoder
+    builder.decoder = decoder
+    return events
+
+
+def agent_aevents(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+) -> AsyncIterator[str]:
+    """Async :func:`agent_events`."""
+    events, decoder = astream_source(chat, call, traces)
+    decoder._inner = builder.decoder
+    builder.decoder = decoder
+    return events
+
+
+def agent_invoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+    """``AgentEndpoint.invoke(..., background=True)``: submit, wait with progress events."""
+    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
+    traces = agent._surfacer(call, run_manager)
+    run = submit(agent.chat, [], None, {}, agent=agent, call=call)
+    start = time.monotonic()
+
+    def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            dispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        progress(run._state)
+    run.wait(_timeout(agent.chat, kwargs), on_progress=progress)
+    response = run._decode()
+    traces.metadata(response.message.response_metadata if response.message else None)
+    return response
+
+
+async def agent_ainvoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+    """Async :func:`agent_invoke`."""
+    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
+    traces = agent._surfacer(call, run_manager)
+    run = await asubmit(agent.chat, [], None, {}, agent=agent, call=call)
+    start = time.monotonic()
+
+    async def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            await adispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        await progress(run._state)
+    await run.await_(_timeout(agent.chat, kwargs), on_progress=progress)
+    response = run._decode()
+    await traces.ametadata(response.message.response_metadata if response.message else None)
+    return response

@@ -14,9 +14,11 @@ databricks-ai-bridge's ``LongRunningAgentServer``:
   with ``sequence_number`` and ``response_id``, then ``data: [DONE]`` when the run completed
   (nothing when it failed). ``starting_after=0`` means *everything, seq 0 included*, so a
   client resuming after seq 0 sees seq 0 again: frames at or below the cursor are skipped.
-- ``{"type": "error", "error": {"code": "stream_timeout"}}`` ends a retrieve stream that
-  stayed open too long (the run goes on: reconnect from the cursor);
-  ``"response_not_found"`` means the run is gone.
+- ``{"error": {"message", "type", "code": "stream_timeout"}}`` (no top-level ``type``, no
+  ``sequence_number``: the server's ``_sse_event`` drops its event name) ends a retrieve
+  stream that stayed open too long (the run goes on: reconnect from the cursor);
+  ``"code": "response_not_found"`` in the same shape means the run is gone. A run that fails
+  stores a typed ``{"type": "error", "error": {"code": "task_failed" | "task_timeout"}}``.
 - After a crash the run restarts as a new attempt and a ``{"type": "response.resumed",
   "attempt": N, "from_seq": K, "conversation_id": "<base>::attempt-N"}`` frame marks it;
   later turns must use that rotated conversation id.
@@ -102,13 +104,14 @@ class Frame:
     def resumed(self) -> bool:
         return self.type == RESUMED
 
+    # The server writes these two frames itself, as ``{"error": {...}}`` with no ``type``.
     @property
     def stream_timed_out(self) -> bool:
-        return self.type == "error" and self.error_code == STREAM_TIMEOUT
+        return self.type in (None, "error") and self.error_code == STREAM_TIMEOUT
 
     @property
     def run_not_found(self) -> bool:
-        return self.type == "error" and self.error_code == RESPONSE_NOT_FOUND
+        return self.type in (None, "error") and self.error_code == RESPONSE_NOT_FOUND
 
 
 _NOT_AN_EVENT = Frame(None, None, None, None, None)

@@ -16,7 +16,9 @@ Faults, planned on :class:`LongRunningMode` (``ep.long_running``), each used onc
 - ``crash_run(at_seq=K)``: the next run dies before storing event ``K``; the next retrieve
   restarts it as attempt 2 (``response.resumed`` with the rotated conversation id, the
   original input plus a ``[RECOVERY]`` user message with the crashed attempt's events);
-- ``forget(run_id)``: the run disappears (``response_not_found``).
+- ``forget(run_id)``: the run disappears (``response_not_found``);
+- ``POST /_debug/kill_task/{id}`` (the real server's test-only route): the running attempt
+  dies now; the next retrieve resumes it.
 
 Example::
 
@@ -85,11 +87,12 @@ class LongRunningMode:
     """Background runs, retrieval and resume for a :class:`LocalEndpoint` (``long_running=``).
 
     ``poll_interval`` is how often an open feed looks for new events; ``stream_timeout`` (if
-    set) ends a feed that stayed open that long with a ``stream_timeout`` frame, as the real
-    server does after its task timeout.
+    not ``None``) ends a feed that stayed open that long with a ``stream_timeout`` frame, as
+    the real server does after its task timeout (an hour there; 30 s here, so that a feed
+    whose client went away cannot hold the endpoint open).
     """
 
-    def __init__(self, *, poll_interval: float = 0.01, stream_timeout: float | None = None):
+    def __init__(self, *, poll_interval: float = 0.01, stream_timeout: float | None = 30.0):
         self.poll_interval = poll_interval
         self.stream_timeout = stream_timeout
         self.runs: dict[str, _Run] = {}
@@ -125,6 +128,7 @@ class LongRunningMode:
         return [
             Route("/responses/{response_id}", self._retrieve, methods=["GET"]),
             Route("/responses/{response_id}/cancel", self._cancel, methods=["POST"]),
+            Route("/_debug/kill_task/{response_id}", self._kill, methods=["POST"]),
         ]
 
     def wants(self, body: Mapping[str, Any], shape: str) -> bool:
@@ -267,7 +271,7 @@ class LongRunningMode:
         except inbound.RequestRejected as exc:
             return error_response(exc.reply, str(uuid.uuid4()))
         run_id = request.path_params["response_id"]
-        stream = request.query_params.get("stream", "false").lower() == "true"
+        stream = request.query_params.get("stream", "false").lower() in ("true", "1", "yes", "on")
         try:
             starting_after = int(request.query_params.get("starting_after", "0"))
         except ValueError:
@@ -319,7 +323,7 @@ class LongRunningMode:
             run = self._find(run_id)
             if run is None:
                 error = {"message": "Response not found", "type": "not_found"}
-                yield _frame({"type": "error", "error": {**error, "code": "response_not_found"}})
+                yield _frame({"error": {**error, "code": "response_not_found"}})  # no "type"
                 return
             if run.status == "in_progress":
                 self._claim(run)
@@ -345,6 +349,21 @@ class LongRunningMode:
                 return
             await asyncio.sleep(self.poll_interval)
 
+    async def _kill(self, request: Request) -> Response:
+        """The real server's test-only crash (``LONG_RUNNING_ENABLE_DEBUG_KILL=1``): the
+        running attempt dies without a status update, so the next retrieve resumes it."""
+        self._app._record(request, await request.body())
+        run_id = request.path_params["response_id"]
+        run = self._find(run_id)
+        with self._lock:
+            killed = run is not None and run.alive and run.status == "in_progress"
+            if killed:
+                run.alive = False
+        if not killed:
+            detail = "No in-flight task for that response_id on this pod."
+            return JSONResponse({"detail": detail}, 404)
+        return JSONResponse({"response_id": run_id, "pod_id": "local", "status": "task_cancelled"})
+
     async def _cancel(self, request: Request) -> Response:
         self._app._record(request, await request.body())
         return JSONResponse({"detail": "Cancellation is not yet implemented."}, 501)
@@ -356,7 +375,7 @@ def _frame(event: Mapping[str, Any]) -> bytes:
 
 def _timeout_frame() -> bytes:
     error = {"message": "Stream retrieve timed out", "type": "server_error"}
-    return _frame({"type": "error", "error": {**error, "code": "stream_timeout"}})
+    return _frame({"error": {**error, "code": "stream_timeout"}})  # untyped, as the server's
 
 
 def _resumed_exchange(run: _Run, body: dict[str, Any]) -> tuple[Any, Any, Any]:

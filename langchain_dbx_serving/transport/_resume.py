@@ -67,7 +67,7 @@ class ResumeState:
 
     @property
     def can_resume(self) -> bool:
-        return self.response_id is not None and self.last_sequence is not None
+        return self.response_id is not None
 
     def admit(self, data: str) -> tuple[str, wire.Frame]:
         """What to do with one payload: pass it on, skip it (already seen), or reconnect."""
@@ -96,7 +96,7 @@ class ResumeState:
         """The URL to re-open the feed at, or raise ``cause`` (typed) when that is not possible."""
         if not self.can_resume:
             raise cause
-        assert self.response_id is not None and self.last_sequence is not None
+        assert self.response_id is not None
         if self.resumes >= self.max_resumes:
             raise StreamInterruptedError(
                 f"the stream of background run {self.response_id!r} dropped again after "
@@ -105,7 +105,8 @@ class ResumeState:
                 endpoint=self.endpoint,
             ) from cause
         self.resumes += 1
-        return wire.stream_url(self.responses_url, self.response_id, self.last_sequence)
+        # starting_after=0 is "from the start"; with no frame seen yet every frame is new.
+        return wire.stream_url(self.responses_url, self.response_id, self.last_sequence or 0)
 
     def failed_resume(self, error: APIStatusError) -> StreamInterruptedError:
         return StreamInterruptedError(

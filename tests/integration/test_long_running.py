@@ -282,3 +282,37 @@ async def test_a_crash_resume_rotates_the_conversation_for_later_calls(mode: str
     assert events and events[0]["conversation_id"] == "conv-1::attempt-2"
     assert events[0]["attempt"] == 2 and events[0]["response_id"] == message.id
     assert later["context"]["conversation_id"] == "conv-1::attempt-2"
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_agent_endpoint_background_invoke_reports_progress(asynchronous: bool) -> None:
+    gate = threading.Event()
+    with LocalEndpoint(gated(gate), long_running=True) as ep:
+        handler = Events(gate)
+        agent = AgentEndpoint(chat=chat_for(ep))
+        config = {"callbacks": [handler]}
+        if asynchronous:
+            response = await agent.ainvoke("hi", config=config, background=True)
+        else:
+            response = agent.invoke("hi", config=config, background=True)
+    assert response.text == FULL
+    progress = [data for name, data in handler.seen if name == PROGRESS_EVENT]
+    assert progress and progress[0]["id"] == response.id
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+@pytest.mark.parametrize("cut", [0, 7, 19])
+async def test_agent_endpoint_streams_resume_too(
+    ep: LocalEndpoint, asynchronous: bool, cut: int
+) -> None:
+    ep.long_running.cut_stream(after_seq=cut)
+    agent = AgentEndpoint(chat=chat_for(ep))
+    if asynchronous:
+        events = [e async for e in agent.astream("hi", background=True)]
+    else:
+        events = list(agent.stream("hi", background=True))
+    deltas = [e.delta for e in events if e.type == "text_delta"]
+    assert deltas == PIECES  # each once, in order
+    final = events[-1].response
+    assert final is not None and final.text == FULL
+    assert final.message is not None and final.message.response_metadata["resumes"] == 1

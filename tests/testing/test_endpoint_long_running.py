@@ -185,8 +185,7 @@ def test_time_out_stream_sends_a_stream_timeout_frame(
     ep.long_running.time_out_stream(after_seq=2)
     events = _events(_submit(http, stream=True).text)
     assert [f.get("sequence_number") for f in events] == [0, 1, 2, None]
-    assert events[-1] == {
-        "type": "error",
+    assert events[-1] == {  # written by the server itself: no "type", no sequence_number
         "error": {
             "message": "Stream retrieve timed out",
             "type": "server_error",
@@ -243,3 +242,33 @@ def test_a_crashed_run_is_resumed_as_attempt_two_with_a_rotated_conversation(
     assert len(logged) == 6
     assert polled["status"] == "completed" and polled["attempt_number"] == 2
     assert polled["output"][-1]["content"][0]["text"] == "again"
+
+
+def test_debug_kill_crashes_the_running_attempt_and_a_retrieve_resumes_it() -> None:
+    gate = threading.Event()
+    calls: list[BackendRequest] = []
+
+    def respond(request: BackendRequest) -> Iterator[Any]:
+        from langchain_dbx_serving.testing import Delta
+
+        calls.append(request)
+        yield Delta(text="first ")
+        if len(calls) == 1:
+            assert gate.wait(60)
+        yield Delta(text="done")
+
+    with LocalEndpoint(FunctionBackend(respond), long_running=True) as ep:
+        headers = {"Authorization": f"Bearer {ep.token}"}
+        with httpx.Client(base_url=ep.host, headers=headers, timeout=30) as client:
+            body = {"input": "hi", "background": True}
+            run_id = client.post("/responses", json={**body, "stream": False}).json()["id"]
+            killed = client.post(f"/_debug/kill_task/{run_id}")
+            gate.set()
+            feed = _feed(client, run_id)
+            again = client.post(f"/_debug/kill_task/{run_id}")
+    assert killed.json() == {"response_id": run_id, "pod_id": "local", "status": "task_cancelled"}
+    resumed = [e for e in feed[:-1] if e["type"] == "response.resumed"]
+    assert resumed and resumed[0]["attempt"] == 2
+    assert resumed[0]["conversation_id"] == f"{run_id}::attempt-2"  # no anchor: the run id
+    assert feed[-1] == "[DONE]" and len(calls) == 2
+    assert again.status_code == 404
