@@ -56,7 +56,7 @@ __all__ = ["LongRunningMode", "StreamFault"]
 _RECOVERY = (
     "[RECOVERY] The previous attempt crashed. Below is the raw stream-event log of that "
     "attempt. Inspect the events, figure out what is already done versus in-progress, and "
-    "continue.\n\nEvents: "
+    "continue.\n\nEvents:\n"
 )
 
 
@@ -231,7 +231,7 @@ class LongRunningMode:
         resumed_body = copy.deepcopy(run.body)
         items = resumed_body.get("input")
         items = [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
-        items.append({"role": "user", "content": _RECOVERY + json.dumps(log)})
+        items.append({"type": "message", "role": "user", "content": _RECOVERY + json.dumps(log)})
         resumed_body["input"] = items
         custom = dict(resumed_body.get("custom_inputs") or {})
         base = (

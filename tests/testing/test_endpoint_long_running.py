@@ -237,7 +237,7 @@ def test_a_crashed_run_is_resumed_as_attempt_two_with_a_rotated_conversation(
     assert retry.custom_inputs == {"keep": 1}  # thread_id/session_id dropped
     recovery = retry.messages[-1].text
     assert recovery.startswith("[RECOVERY]")
-    logged = json.loads(recovery.split("Events: ", 1)[1])
+    logged = json.loads(recovery.split("Events:\n", 1)[1])
     assert [e["type"] for e in logged][:2] == ["response.created", "response.output_item.added"]
     assert len(logged) == 6
     assert polled["status"] == "completed" and polled["attempt_number"] == 2
