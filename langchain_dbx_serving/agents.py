@@ -9,7 +9,7 @@ The request is built and the reply decoded by the same transport and responses p
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -20,10 +20,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving.approvals import ApprovalRequest, approval_requests
 from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.protocols._responses_encode import encode_input
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 if TYPE_CHECKING:
@@ -190,6 +192,49 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         await self._surfacer(call, run_manager).ametadata(_trace_metadata(response))
         return response
 
+    # -- approval turns ---------------------------------------------------------------------------
+    def resolve_approvals(
+        self,
+        input: AgentInput,
+        response: AgentResponse,
+        approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+        *,
+        reason: str | None = None,
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
+        """Answer the ``mcp_approval_request`` items of ``response`` and run the next turn.
+
+        ``input`` is what produced ``response``; ``approve`` is one decision for all requests,
+        a mapping from request id to decision, or a function of the
+        :class:`~langchain_dbx_serving.approvals.ApprovalRequest`. The agent receives the
+        whole history: ``input``, its own output, then one ``mcp_approval_response`` per
+        request. ``ValueError`` when ``response`` asks for no approval.
+
+        Example:
+            .. code-block:: python
+
+                reply = agent.invoke("Clean up the staging tables")
+                if approval_requests(reply):
+                    reply = agent.resolve_approvals("Clean up the staging tables", reply, True)
+        """
+        items, extra = approval_turn(self, input, response, approve, reason)
+        return self.invoke({**extra, "input": items}, config, **kwargs)
+
+    async def aresolve_approvals(
+        self,
+        input: AgentInput,
+        response: AgentResponse,
+        approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+        *,
+        reason: str | None = None,
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
+        """Async :meth:`resolve_approvals`."""
+        items, extra = approval_turn(self, input, response, approve, reason)
+        return await self.ainvoke({**extra, "input": items}, config, **kwargs)
+
     # -- background runs (long-running agents, see langchain_dbx_serving.background) ------------
     def submit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
         """Start a background run and return its handle (``result()`` is an AgentResponse)."""
@@ -271,6 +316,33 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             return {key: [self.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")
+
+
+def approval_turn(
+    agent: AgentEndpoint,
+    value: AgentInput,
+    response: AgentResponse,
+    approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+    reason: str | None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The input items of the turn answering ``response``'s approval requests."""
+    requests = approval_requests(response)
+    if not requests:
+        raise ValueError("the agent's response asks for no approval (no mcp_approval_request)")
+    answers = []
+    for request in requests:
+        if callable(approve):
+            decision = approve(request)
+        elif isinstance(approve, Mapping):
+            if request.id not in approve:
+                raise ValueError(f"no decision for approval request {request.id!r}")
+            decision = approve[request.id]
+        else:
+            decision = approve
+        answers.append(request.respond(bool(decision), reason))
+    messages, items, extra = _split_input(value)
+    history = items if items is not None else encode_input(messages)
+    return [*history, *response.output, *answers], extra
 
 
 def _split_input(
