@@ -84,6 +84,16 @@ EXPECTED = {
         "labels: {'negative': 100, 'neutral': 100, 'positive': 100}",
         "first rows: [('r000', 'positive'), ('r001', 'negative'), ('r002', 'neutral')]",
     ],
+    "10_long_running_agents.py": [
+        "submitted: ['endpoint', 'id'] in_progress",
+        "result: Three studies agree: caching halves latency.",
+        "progress: run in_progress (attempt 1)",
+        "invoke(background=True): Three studies agree: caching halves latency.",
+        "streamed: Three |studies |agree: |caching |halves |latency.\nresumes: 1",
+        "conversation id after the crash: chat-42::attempt-2",
+        "approval asked: warehouse.drop_table({'table': 'staging.tmp'})",
+        "after approval: Dropped staging.tmp.",
+    ],
 }
 
 
