@@ -316,3 +316,15 @@ async def test_agent_endpoint_streams_resume_too(
     final = events[-1].response
     assert final is not None and final.text == FULL
     assert final.message is not None and final.message.response_metadata["resumes"] == 1
+
+
+# -- a plain MLflow AgentServer (no database): background is ignored ------------------------------
+def test_a_plain_agent_server_ignores_background_and_the_client_copes(agent_server: Any) -> None:
+    chat = ChatDatabricksResponses(endpoint="agent", base_url=agent_server.url, token="unused")
+    assert chat.invoke("hello there", background=True).text == "hello there"
+    run = chat.submit("hello again")
+    assert run.done and run.result().text == "hello again"  # nothing to poll: already whole
+    with pytest.raises(UnsupportedOperationError):
+        run.cancel()  # no such route: 404, reported as unsupported
+    streamed = aggregate(list(chat.stream("hello stream", background=True)))
+    assert streamed.text == "hello stream" and "resumes" not in streamed.response_metadata
