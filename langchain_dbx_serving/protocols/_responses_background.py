@@ -120,8 +120,8 @@ _NOT_AN_EVENT = Frame(None, None, None, None, None)
 def parse_frame(data: str) -> Frame:
     """The cursor facts of one SSE ``data`` payload (``[DONE]`` and non-JSON: none)."""
     text = data.strip()
-    if not text.startswith("{"):
-        return _NOT_AN_EVENT
+    if not text.startswith("{") or ('"response_id"' not in text and '"error"' not in text):
+        return _NOT_AN_EVENT  # cheap: most frames of most servers carry neither
     try:
         event = json.loads(text)
     except ValueError:
