@@ -14,6 +14,7 @@ from langchain_dbx_serving.errors import (
     AgentError,
     APIStatusError,
     AuthenticationError,
+    BackgroundTimeoutError,
     BadRequestError,
     ConfigurationError,
     DatabricksServingError,
@@ -22,6 +23,7 @@ from langchain_dbx_serving.errors import (
     PermissionDeniedError,
     RateLimitError,
     ResponseError,
+    RunNotFoundError,
     ServerError,
     ServiceUnavailableError,
     ServingConnectionError,
@@ -29,10 +31,13 @@ from langchain_dbx_serving.errors import (
     StreamInterruptedError,
     TraceParseError,
     TransportError,
+    UnsupportedOperationError,
 )
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent, AgentResponse, AgentToolCall
+    from langchain_dbx_serving.approvals import ApprovalRequest, approval_message, approval_requests
+    from langchain_dbx_serving.background import BackgroundRun
     from langchain_dbx_serving.chat_models import ChatDatabricksResponses, ChatDatabricksServing
     from langchain_dbx_serving.embeddings import DatabricksServingEmbeddings
     from langchain_dbx_serving.router import EndpointRouter, Route, RouteResult
@@ -53,6 +58,10 @@ _LAZY = {
     "AgentEvent": "langchain_dbx_serving.agents",
     "AgentResponse": "langchain_dbx_serving.agents",
     "AgentToolCall": "langchain_dbx_serving.agents",
+    "ApprovalRequest": "langchain_dbx_serving.approvals",
+    "BackgroundRun": "langchain_dbx_serving.background",
+    "approval_message": "langchain_dbx_serving.approvals",
+    "approval_requests": "langchain_dbx_serving.approvals",
     "ChatDatabricksResponses": "langchain_dbx_serving.chat_models",
     "ChatDatabricksServing": "langchain_dbx_serving.chat_models",
     "CollectedTrace": "langchain_dbx_serving.tracing",
@@ -75,7 +84,10 @@ __all__ = [
     "AgentEvent",
     "AgentResponse",
     "AgentToolCall",
+    "ApprovalRequest",
     "AuthenticationError",
+    "BackgroundRun",
+    "BackgroundTimeoutError",
     "BadRequestError",
     "ChatDatabricksResponses",
     "ChatDatabricksServing",
@@ -90,6 +102,7 @@ __all__ = [
     "RateLimitError",
     "ResponseError",
     "Route",
+    "RunNotFoundError",
     "RouteResult",
     "ServerError",
     "ServiceUnavailableError",
@@ -101,6 +114,9 @@ __all__ = [
     "TraceCollector",
     "TraceParseError",
     "TransportError",
+    "UnsupportedOperationError",
+    "approval_message",
+    "approval_requests",
     "__version__",
     "get_trace",
     "get_trace_id",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
@@ -22,6 +22,8 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_dbx_serving._redact import clears_frames
+from langchain_dbx_serving.approvals import ApprovalRequest, approval_requests
+from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models._layers import (
     DatabricksBinding,
@@ -30,11 +32,13 @@ from langchain_dbx_serving.chat_models._layers import (
 )
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.protocols._responses_encode import encode_input
 from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agent_model_run
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.agent_tool import AgentTool
+    from langchain_dbx_serving.background import BackgroundRun
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
 
@@ -184,6 +188,8 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: CallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
+        if kwargs.get("background") is True:  # a long-running agent: submit, then wait
+            return _background.agent_invoke(self, value, kwargs, run_manager)
         with agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
@@ -202,6 +208,8 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         run_manager: AsyncCallbackManagerForChainRun | None = None,
         **kwargs: Any,
     ) -> AgentResponse:
+        if kwargs.get("background") is True:  # a long-running agent: submit, then wait
+            return await _background.agent_ainvoke(self, value, kwargs, run_manager)
         async with async_agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
@@ -213,6 +221,66 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             await surfacer.ametadata(_trace_metadata(response))
             await model.aend(response.message)
         return response
+
+    # -- approval turns ---------------------------------------------------------------------------
+    def resolve_approvals(
+        self,
+        input: AgentInput,
+        response: AgentResponse,
+        approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+        *,
+        reason: str | None = None,
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
+        """Answer the ``mcp_approval_request`` items of ``response`` and run the next turn.
+
+        ``input`` is what produced ``response``; ``approve`` is one decision for all requests,
+        a mapping from request id to decision, or a function of the
+        :class:`~langchain_dbx_serving.approvals.ApprovalRequest`. The agent receives the
+        whole history: ``input``, its own output, then one ``mcp_approval_response`` per
+        request. ``ValueError`` when ``response`` asks for no approval.
+
+        Example:
+            .. code-block:: python
+
+                reply = agent.invoke("Clean up the staging tables")
+                if approval_requests(reply):
+                    reply = agent.resolve_approvals("Clean up the staging tables", reply, True)
+        """
+        items, extra = approval_turn(self, input, response, approve, reason)
+        return self.invoke({**extra, "input": items}, config, **kwargs)
+
+    async def aresolve_approvals(
+        self,
+        input: AgentInput,
+        response: AgentResponse,
+        approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+        *,
+        reason: str | None = None,
+        config: RunnableConfig | None = None,
+        **kwargs: Any,
+    ) -> AgentResponse:
+        """Async :meth:`resolve_approvals`."""
+        items, extra = approval_turn(self, input, response, approve, reason)
+        return await self.ainvoke({**extra, "input": items}, config, **kwargs)
+
+    # -- background runs (long-running agents, see langchain_dbx_serving.background) ------------
+    def submit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
+        """Start a background run and return its handle (``result()`` is an AgentResponse)."""
+        call = self._prepare(input, {**kwargs, "background": True}, stream=False)
+        return _background.submit(self.chat, [], None, {}, agent=self, call=call)
+
+    async def asubmit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
+        """Async :meth:`submit`."""
+        call = self._prepare(input, {**kwargs, "background": True}, stream=False)
+        return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
+
+    def background_run(self, run_id: str) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id."""
+        from langchain_dbx_serving.background import BackgroundRun
+
+        return BackgroundRun(self.chat, run_id, agent=self)
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(
@@ -247,10 +315,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
                 events = _EventBuilder()
                 traces = self._surfacer(call, run_manager, model.run)
-                transport = self.chat.transport
-                for data in transport.stream(
-                    call.url, call.body, endpoint=call.endpoint, headers=call.headers
-                ):
+                for data in _background.agent_events(self.chat, call, traces, events):
                     for event in events.feed(data):
                         model.token(event.delta if event.type == "text_delta" else "")
                         yield event
@@ -272,10 +337,7 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
                 events = _EventBuilder()
                 traces = self._surfacer(call, run_manager, model.run)
-                transport = self.chat.transport
-                async for data in transport.astream(
-                    call.url, call.body, endpoint=call.endpoint, headers=call.headers
-                ):
+                async for data in _background.agent_aevents(self.chat, call, traces, events):
                     for event in events.feed(data):
                         await model.atoken(event.delta if event.type == "text_delta" else "")
                         yield event
@@ -337,6 +399,33 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             custom_inputs=custom_inputs,
             forward_custom_inputs=forward_custom_inputs,
         )
+
+
+def approval_turn(
+    agent: AgentEndpoint,
+    value: AgentInput,
+    response: AgentResponse,
+    approve: bool | Mapping[str, bool] | Callable[[ApprovalRequest], bool],
+    reason: str | None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The input items of the turn answering ``response``'s approval requests."""
+    requests = approval_requests(response)
+    if not requests:
+        raise ValueError("the agent's response asks for no approval (no mcp_approval_request)")
+    answers = []
+    for request in requests:
+        if callable(approve):
+            decision = approve(request)
+        elif isinstance(approve, Mapping):
+            if request.id not in approve:
+                raise ValueError(f"no decision for approval request {request.id!r}")
+            decision = approve[request.id]
+        else:
+            decision = approve
+        answers.append(request.respond(bool(decision), reason))
+    messages, items, extra = _split_input(value)
+    history = items if items is not None else encode_input(messages)
+    return [*history, *response.output, *answers], extra
 
 
 def _split_input(

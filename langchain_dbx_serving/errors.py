@@ -14,7 +14,8 @@ The hierarchy::
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
-    │   └── StreamInterruptedError   the connection dropped mid-stream; ``partial`` holds what came
+    │   ├── StreamInterruptedError   the connection dropped mid-stream; ``partial`` holds what came
+    │   └── BackgroundTimeoutError   a background run was not done in time; ``run`` is its handle
     ├── APIStatusError               the endpoint answered with an HTTP error status
     │   ├── BadRequestError              400
     │   ├── AuthenticationError          401
@@ -26,7 +27,9 @@ The hierarchy::
     ├── ResponseError                a reply that could not be understood
     │   ├── MalformedResponseError   bad JSON or an unexpected shape; names the offending event
     │   └── TraceParseError          a returned MLflow trace that ``get_trace`` cannot read
-    └── AgentError                   the remote model or agent reported an error in its reply
+    ├── AgentError                   the remote model or agent reported an error in its reply
+    │   └── RunNotFoundError         the server does not know (or forgot) a background run
+    └── UnsupportedOperationError    the server does not offer this operation (e.g. cancel: 501)
 
 Every message, and every field that may hold text a server sent (``body``, ``event``,
 ``partial``, ``error_code``), passes through :func:`langchain_dbx_serving._redact.redact` when the
@@ -45,6 +48,7 @@ __all__ = [
     "APIStatusError",
     "AgentError",
     "AuthenticationError",
+    "BackgroundTimeoutError",
     "BadRequestError",
     "ConfigurationError",
     "DatabricksServingError",
@@ -53,6 +57,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseError",
+    "RunNotFoundError",
     "ServerError",
     "ServiceUnavailableError",
     "ServingConnectionError",
@@ -61,6 +66,7 @@ __all__ = [
     "TraceParseError",
     "TransportError",
     "UnknownArgumentError",
+    "UnsupportedOperationError",
     "status_error_class",
 ]
 
@@ -216,6 +222,23 @@ class TraceParseError(ResponseError):
 
 class AgentError(DatabricksServingError):
     """The remote model or agent reported an error inside an otherwise valid reply."""
+
+
+class BackgroundTimeoutError(ServingTimeoutError):
+    """A background run was still running when the wait ended. ``run`` is its handle: the run
+    goes on on the server, and ``run.wait()`` / ``run.result()`` can collect it later."""
+
+    def __init__(self, message: str, *, run: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.run = run
+
+
+class RunNotFoundError(AgentError):
+    """The server does not know the background run (wrong id, expired, or another server)."""
+
+
+class UnsupportedOperationError(DatabricksServingError):
+    """The server does not offer this operation (e.g. cancelling a background run: 501)."""
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -104,6 +104,16 @@ EXPECTED = {
         "    │           └── writer-agent  AGENT  ",
         "    │                           └── ChatDatabricksServing  CHAT_MODEL  ",
     ],
+    "11_long_running_agents.py": [
+        "submitted: ['endpoint', 'id'] in_progress",
+        "result: Three studies agree: caching halves latency.",
+        "progress: run in_progress (attempt 1)",
+        "invoke(background=True): Three studies agree: caching halves latency.",
+        "streamed: Three |studies |agree: |caching |halves |latency.\nresumes: 1",
+        "conversation id after the crash: chat-42::attempt-2",
+        "approval asked: warehouse.drop_table({'table': 'staging.tmp'})",
+        "after approval: Dropped staging.tmp.",
+    ],
 }
 
 

@@ -147,6 +147,24 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         """Keyword arguments for the protocol's ``decode_reply`` and ``StreamDecoder``."""
         return {}
 
+    def _stream_source(
+        self, call: PreparedCall, traces: TraceSurfacer
+    ) -> tuple[Iterator[str], Any]:
+        """The SSE payloads of a stream call and the decoder to feed them to."""
+        events = self.transport.stream(
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+        )
+        return events, self._protocol.StreamDecoder(**call.decode_options)
+
+    def _astream_source(
+        self, call: PreparedCall, traces: TraceSurfacer
+    ) -> tuple[AsyncIterator[str], Any]:
+        """Async :meth:`_stream_source`."""
+        events = self.transport.astream(
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+        )
+        return events, self._protocol.StreamDecoder(**call.decode_options)
+
     # -- building a request -----------------------------------------------------------------------
     def _databricks_options(self) -> dict[str, Any] | None:
         options = dict(self.databricks_options or {})
@@ -317,12 +335,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
-        decoder = self._protocol.StreamDecoder(**call.decode_options)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
-        events = self.transport.stream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
-        )
+        events, decoder = self._stream_source(call, traces)
         with _keep_partial(received):
             for data in events:
                 for chunk in decoder.feed(data):
@@ -340,12 +355,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
-        decoder = self._protocol.StreamDecoder(**call.decode_options)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
-        events = self.transport.astream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
-        )
+        events, decoder = self._astream_source(call, traces)
         with _keep_partial(received):
             async for data in events:
                 for chunk in decoder.feed(data):

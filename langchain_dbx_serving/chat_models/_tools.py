@@ -10,9 +10,29 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 _KEYWORDS = {"auto": "auto", "none": "none", "required": "required", "any": "required"}
 
 
+# A dict whose "type" is one of these describes a function (or its JSON schema) to convert.
+_FUNCTION_LIKE = frozenset({"function", "object"})
+
+
 def format_tools(tools: Sequence[Any], *, strict: bool | None = None) -> list[dict[str, Any]]:
-    """LangChain tools, functions, pydantic models or dicts -> OpenAI chat tool dicts."""
-    return [convert_to_openai_tool(tool, strict=strict) for tool in tools]
+    """LangChain tools, functions, pydantic models or dicts -> OpenAI chat tool dicts.
+
+    A dict of another ``type`` is a tool the server runs itself (Databricks' hosted
+    ``genie_space``, ``uc_function``, ``knowledge_assistant``, ``uc_connection``, ``app``;
+    ``mcp``, ``web_search``, ...) and passes unchanged.
+
+    >>> format_tools([{"type": "genie_space", "genie_space": {"id": "g1"}}])
+    [{'type': 'genie_space', 'genie_space': {'id': 'g1'}}]
+    """
+    return [
+        dict(tool) if _hosted(tool) else convert_to_openai_tool(tool, strict=strict)
+        for tool in tools
+    ]
+
+
+def _hosted(tool: Any) -> bool:
+    kind = tool.get("type") if isinstance(tool, dict) else None
+    return isinstance(kind, str) and kind not in _FUNCTION_LIKE
 
 
 def normalize_tool_choice(tool_choice: Any) -> Any:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
 from langchain_core.tools import BaseTool
+from pydantic import PrivateAttr
 
 from langchain_dbx_serving._paths import endpoint_segment
-from langchain_dbx_serving.chat_models._base import DatabricksChatBase
+from langchain_dbx_serving.chat_models import _background
+from langchain_dbx_serving.chat_models._base import DatabricksChatBase, PreparedCall
 from langchain_dbx_serving.protocols import responses
+
+if TYPE_CHECKING:
+    from langchain_dbx_serving.background import BackgroundRun
+    from langchain_dbx_serving.tracing._surface import TraceSurfacer
 
 # MLflow's AgentServer returns the trace id only when asked with this header.
 _TRACE_ID_HEADER = {"x-mlflow-return-trace-id": "true"}
@@ -40,13 +49,36 @@ class ChatDatabricksResponses(DatabricksChatBase):
             app = ChatDatabricksResponses(endpoint="my-agent", base_url="https://my-app.databricksapps.com")
             for chunk in app.stream("hi"):
                 print(chunk.text, end="")
+
+    Long-running agents (a durable agent server such as databricks-ai-bridge's
+    ``LongRunningAgentServer``): ``submit()`` starts a background run and returns a
+    :class:`~langchain_dbx_serving.background.BackgroundRun` handle; ``invoke(...,
+    background=True)`` submits and waits (``background_timeout``), reporting each poll as a
+    ``databricks_background_progress`` custom event; a stream from such a server that drops is
+    resumed from the last event seen (``max_resumes``), and a server-side restart
+    (``response.resumed``) rotates the conversation id later calls use (see
+    ``chat_models/_background.py``).
+
+    .. code-block:: python
+
+        run = app.submit("Write the quarterly report")
+        run.to_dict()                      # {"id": "resp_...", "endpoint": "my-agent"}
+        message = app.background_run(run.id).result(timeout=900)
+        slow = app.bind(background=True)   # invoke() now submits and waits
     """
 
     route: Literal["responses", "invocations"] = "responses"
     """``responses`` POSTs ``{base_url}/responses`` with ``"model": endpoint``; ``invocations``
     POSTs ``{base_url}/{endpoint}/invocations``."""
 
+    max_resumes: int = 3
+    """How many times a dropped stream from a durable agent server is resumed, per call."""
+    background_timeout: float | None = 1800.0
+    """How long ``invoke(..., background=True)`` waits for a background run (``None``: no
+    limit); also a call kwarg. The run itself goes on after the wait ends."""
+
     _protocol: ClassVar[ModuleType] = responses
+    _conversation_aliases: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def _llm_type(self) -> str:
@@ -63,6 +95,74 @@ class ChatDatabricksResponses(DatabricksChatBase):
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         # Only calls of tools the caller bound are tool_calls; the agent's own are server blocks.
         return {"client_tools": responses.tool_names(params)}
+
+    def _responses_url(self) -> str:
+        """Where background runs are retrieved: ``{base}/responses`` (the server's root)."""
+        return f"{self._root_url()}/responses"
+
+    def _prepare(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> PreparedCall:
+        kwargs = {k: v for k, v in kwargs.items() if k not in _background.CALL_ONLY}
+        call = super()._prepare(messages, stop, kwargs, stream=stream)
+        if not self._conversation_aliases:
+            return call
+        body = _background.apply_aliases(self._conversation_aliases, call.body)
+        return PreparedCall(call.endpoint, call.url, body, call.headers, call.decode_options)
+
+    # -- background runs and resumable streams ----------------------------------------------------
+    def submit(self, input: LanguageModelInput, **kwargs: Any) -> BackgroundRun:
+        """Start a background run of ``input`` and return its handle at once."""
+        messages = self._convert_input(input).to_messages()
+        return _background.submit(self, messages, kwargs.pop("stop", None), kwargs)
+
+    async def asubmit(self, input: LanguageModelInput, **kwargs: Any) -> BackgroundRun:
+        """Async :meth:`submit`."""
+        messages = self._convert_input(input).to_messages()
+        return await _background.asubmit(self, messages, kwargs.pop("stop", None), kwargs)
+
+    def background_run(self, run_id: str) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id."""
+        from langchain_dbx_serving.background import BackgroundRun
+
+        return BackgroundRun(self, run_id)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if kwargs.get("background") is True:
+            return _background.generate(self, messages, stop, run_manager, kwargs)
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if kwargs.get("background") is True:
+            return await _background.agenerate(self, messages, stop, run_manager, kwargs)
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    def _stream_source(
+        self, call: PreparedCall, traces: TraceSurfacer
+    ) -> tuple[Iterator[str], Any]:
+        return _background.stream_source(self, call, traces)
+
+    def _astream_source(
+        self, call: PreparedCall, traces: TraceSurfacer
+    ) -> tuple[AsyncIterator[str], Any]:
+        return _background.astream_source(self, call, traces)
 
     def _headers(self, params: Mapping[str, Any]) -> dict[str, str] | None:
         options = params.get("databricks_options")

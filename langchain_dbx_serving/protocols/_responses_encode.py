@@ -154,7 +154,26 @@ def _encode_message(message: BaseMessage, position: int) -> list[dict[str, Any]]
         return [_tool_output(message)]
     if isinstance(message, ChatMessage) and message.role in _ASSISTANT_ROLES:
         return _assistant_items(AIMessage(content=message.content, id=message.id), position)
+    if items := _whole_items(message):
+        return items  # e.g. mcp_approval_response items: turns that are not messages
     return [{"role": _role_of(message), "content": _input_content(message.content)}]
+
+
+# Input items a caller sends on their own, not inside a message's content.
+_CALLER_ITEMS = frozenset({"mcp_approval_response", "function_call_output"})
+
+
+def _whole_items(message: BaseMessage) -> list[dict[str, Any]]:
+    """A human message made only of ``non_standard`` blocks holding whole input items."""
+    content = message.content
+    if not isinstance(message, HumanMessage) or not isinstance(content, list) or not content:
+        return []
+    values = [b.get("value") if isinstance(b, Mapping) else None for b in content]
+    if all(isinstance(b, Mapping) and b.get("type") == "non_standard" for b in content) and all(
+        isinstance(v, Mapping) and v.get("type") in _CALLER_ITEMS for v in values
+    ):
+        return [dict(v) for v in values if isinstance(v, Mapping)]
+    return []
 
 
 def _role_of(message: BaseMessage) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.testing._app import RecordedRequest
+    from langchain_dbx_serving.testing._long_running import LongRunningMode
     from langchain_dbx_serving.testing.backends import (
         Backend,
         BackendRequest,
@@ -62,6 +63,7 @@ __all__ = [
     "FunctionBackend",
     "HashEmbeddingBackend",
     "LocalEndpoint",
+    "LongRunningMode",
     "Quirks",
     "RawReply",
     "RecordedRequest",
@@ -80,6 +82,7 @@ _MODULES = {
     "DEFAULT_TOKEN": "endpoint",
     "LocalEndpoint": "endpoint",
     "RecordedRequest": "_app",
+    "LongRunningMode": "_long_running",
     "Backend": "backends",
     "BackendRequest": "backends",
     "ChatModelBackend": "backends",

@@ -234,7 +234,9 @@ class ServingApp:
         token: str | None,
         root: str,
         faults: FaultPlan | None = None,
+        long_running: Any = None,
     ) -> None:
+        self.long_running = long_running  # a _long_running.LongRunningMode, or None
         self.endpoints = endpoints
         self.default = default
         self.chat_agents = chat_agents
@@ -255,6 +257,8 @@ class ServingApp:
             Route("/health", self._health, methods=["GET"]),
             Route("/agent/info", self._agent_info, methods=["GET"]),
         ]
+        if long_running is not None:
+            routes += long_running.routes(self)
         starlette = Starlette(routes=routes, exception_handlers={HTTPException: self._no_route})
         self.app = ExposeConnection(starlette)
 
@@ -400,6 +404,8 @@ class ServingApp:
         exchange.fault = planned
         exchange.recorder = recorder = TraceRecorder.start(name, agent=agent, body=body)
         exchange.trace_id = recorder.trace_id or exchange.trace_id
+        if self.long_running is not None and self.long_running.wants(body, shape):
+            return await self.long_running.submit(exchange, backend, backend_request)
         try:
             result = await run_in_threadpool(recorder.call, backend.respond, backend_request)
         except Exception as exc:  # a backend bug: answer as a failing model server would

@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 
 from langchain_dbx_serving.testing._app import RecordedRequest, ServingApp
+from langchain_dbx_serving.testing._long_running import LongRunningMode
 from langchain_dbx_serving.testing.backends import Backend, as_backend
 from langchain_dbx_serving.testing.replies import FaultPlan
 
@@ -105,6 +106,9 @@ class LocalEndpoint:
     ``/responses``) serve: by default the first of the mapping, or ``"agent"``. ``faults`` is a
     :class:`~langchain_dbx_serving.testing.replies.FaultPlan` applied to incoming requests
     (resets, stalls, proxy errors, ...); ``ep.faults`` is the plan, to extend while running.
+    ``long_running=True`` (or a ``LongRunningMode``) adds the durable agent server's background
+    runs, retrieval routes and crash-resume to the root routes (``ep.long_running`` plans
+    stream cuts, stream timeouts and crashes; see ``testing/_long_running.py``).
 
     Example::
 
@@ -129,6 +133,7 @@ class LocalEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: FaultPlan | None = None,
+        long_running: bool | LongRunningMode = False,
     ) -> None:
         endpoints: dict[str, Backend] | None = None
         default: Backend | None = None
@@ -142,8 +147,15 @@ class LocalEndpoint:
         else:
             default = as_backend(backends)
         agents = chat_agents if isinstance(chat_agents, bool) else frozenset(chat_agents)
+        mode = LongRunningMode() if long_running is True else (long_running or None)
         self._app = ServingApp(
-            endpoints, default, chat_agents=agents, token=token, root=root or "agent", faults=faults
+            endpoints,
+            default,
+            chat_agents=agents,
+            token=token,
+            root=root or "agent",
+            faults=faults,
+            long_running=mode,
         )
         self.token = token
         self.bind_host = host
@@ -166,6 +178,14 @@ class LocalEndpoint:
     def invocations_url(self, name: str) -> str:
         """``{host}/serving-endpoints/{name}/invocations``."""
         return f"{self.base_url}/{name}/invocations"
+
+    @property
+    def long_running(self) -> LongRunningMode:
+        """The long-running mode (``long_running=True``): runs and fault plans of the
+        durable-agent-server routes. ``AttributeError`` when the mode is off."""
+        if self._app.long_running is None:
+            raise AttributeError("this LocalEndpoint was started without long_running=True")
+        return self._app.long_running
 
     @property
     def faults(self) -> FaultPlan:

@@ -207,7 +207,11 @@ def _serve(app: str, fd: int) -> None:
 
     threading.Thread(target=_stop_when_parent_dies, daemon=True).start()
     sock = socket.socket(fileno=fd)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
+    # LongRunningAgentServer opens its database in the app's lifespan (AGENTSERVER_LIFESPAN=on).
+    lifespan = os.environ.get("AGENTSERVER_LIFESPAN", "off")
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -1,0 +1,290 @@
+"""``ChatDatabricksResponses`` on durable agent servers: background calls, resumable streams,
+rotated conversation ids.
+
+- ``invoke(..., background=True)`` (or ``.bind(background=True)``) submits the request as a
+  background run and polls it until it ends, within ``background_timeout``; every poll that
+  finds it still running is reported as a ``databricks_background_progress`` custom callback
+  event (``astream_events`` shows it as ``on_custom_event``).
+- A stream whose frames carry ``sequence_number`` and ``response_id`` (a durable server's feed,
+  e.g. ``stream(..., background=True)``) is resumed from the last sequence number when it
+  drops, at most ``max_resumes`` times.
+- A ``response.resumed`` frame (the server restarted the run after a crash) is reported as a
+  ``databricks_response_resumed`` custom event and in ``response_metadata``
+  (``conversation_id``, ``resumed``); later calls of the same model whose conversation anchor
+  is the old one are sent with the rotated id instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatResult
+
+from langchain_dbx_serving.background import (
+    PROGRESS_EVENT,
+    RESUMED_EVENT,
+    BackgroundRun,
+    handle_from_reply,
+)
+from langchain_dbx_serving.protocols import _responses_background as wire
+from langchain_dbx_serving.transport._resume import ResumeState, aresumable, resumable
+
+if TYPE_CHECKING:
+    from langchain_dbx_serving.chat_models._base import PreparedCall
+    from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
+    from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
+
+# Call kwargs that steer a background call and are never sent.
+CALL_ONLY = ("background_timeout",)
+_MAX_ALIAS_HOPS = 32
+
+
+# -- conversation anchors -------------------------------------------------------------------------
+def _anchor(body: Mapping[str, Any]) -> str | None:
+    """The conversation anchor the server rotates: ``custom_inputs.thread_id``, ``session_id``,
+    else ``context.conversation_id`` (the server's own order)."""
+    custom = body.get("custom_inputs")
+    context = body.get("context")
+    for value in (
+        custom.get("thread_id") if isinstance(custom, Mapping) else None,
+        custom.get("session_id") if isinstance(custom, Mapping) else None,
+        context.get("conversation_id") if isinstance(context, Mapping) else None,
+    ):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def apply_aliases(aliases: Mapping[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a rotated conversation anchor, when its anchor was rotated by the server."""
+    anchor = _anchor(body)
+    if anchor is None or anchor not in aliases:
+        return body
+    rotated, hops = anchor, 0
+    while rotated in aliases and hops < _MAX_ALIAS_HOPS:
+        rotated, hops = aliases[rotated], hops + 1
+    custom = body.get("custom_inputs")
+    if isinstance(custom, Mapping):
+        custom = {k: v for k, v in custom.items() if k not in ("thread_id", "session_id")}
+    out = {**body, "context": {**(body.get("context") or {}), "conversation_id": rotated}}
+    if custom is not None:
+        out["custom_inputs"] = custom
+    return out
+
+
+def _remember(chat: ChatDatabricksResponses, call: PreparedCall, event: Mapping[str, Any]) -> None:
+    anchor = _anchor(call.body)
+    rotated = event.get("conversation_id")
+    if anchor is not None and isinstance(rotated, str) and rotated and rotated != anchor:
+        chat._conversation_aliases[anchor] = rotated
+
+
+def _event_data(call: PreparedCall, event: Mapping[str, Any]) -> dict[str, Any]:
+    data = {k: event.get(k) for k in ("attempt", "from_seq", "conversation_id", "response_id")}
+    return {**data, "endpoint": call.endpoint}
+
+
+# -- resumable streams ----------------------------------------------------------------------------
+def stream_source(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer
+) -> tuple[Iterator[str], Any]:
+    state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
+
+    def on_resumed(event: Mapping[str, Any]) -> None:
+        _remember(chat, call, event)
+        if (config := traces._config()) is not None:
+            dispatch_custom_event(RESUMED_EVENT, _event_data(call, event), config=config)  # type: ignore[arg-type]
+
+    first = chat.transport.stream(call.url, call.body, endpoint=call.endpoint, headers=call.headers)
+    decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
+    return resumable(chat.transport, first, state, on_resumed), decoder
+
+
+def astream_source(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer
+) -> tuple[AsyncIterator[str], Any]:
+    state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
+
+    async def on_resumed(event: Mapping[str, Any]) -> None:
+        _remember(chat, call, event)
+        if (config := traces._config()) is not None:
+            await adispatch_custom_event(RESUMED_EVENT, _event_data(call, event), config=config)  # type: ignore[arg-type]
+
+    first = chat.transport.astream(
+        call.url, call.body, endpoint=call.endpoint, headers=call.headers
+    )
+    decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
+    return aresumable(chat.transport, first, state, on_resumed), decoder
+
+
+# -- submit ---------------------------------------------------------------------------------------
+def _submit_call(
+    chat: ChatDatabricksResponses,
+    messages: Sequence[BaseMessage],
+    stop: list[str] | None,
+    kwargs: Mapping[str, Any],
+) -> PreparedCall:
+    params = {k: v for k, v in kwargs.items() if k not in CALL_ONLY}
+    params[wire.BACKGROUND_KEY] = True
+    return chat._prepare(list(messages), stop, params, stream=False)
+
+
+def submit(
+    chat: ChatDatabricksResponses,
+    messages: Sequence[BaseMessage],
+    stop: list[str] | None,
+    kwargs: Mapping[str, Any],
+    agent: Any = None,
+    call: PreparedCall | None = None,
+) -> BackgroundRun:
+    call = call or _submit_call(chat, messages, stop, kwargs)
+    reply = chat.transport.post_json(
+        call.url, call.body, endpoint=call.endpoint, headers=call.headers
+    )
+    return handle_from_reply(chat, reply, agent=agent)
+
+
+async def asubmit(
+    chat: ChatDatabricksResponses,
+    messages: Sequence[BaseMessage],
+    stop: list[str] | None,
+    kwargs: Mapping[str, Any],
+    agent: Any = None,
+    call: PreparedCall | None = None,
+) -> BackgroundRun:
+    call = call or _submit_call(chat, messages, stop, kwargs)
+    reply = await chat.transport.apost_json(
+        call.url, call.body, endpoint=call.endpoint, headers=call.headers
+    )
+    return handle_from_reply(chat, reply, agent=agent)
+
+
+# -- invoke(background=True) -----------------------------------------------------------------------
+def _progress_data(run: BackgroundRun, state: wire.RunState, start: float) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "endpoint": run.endpoint,
+        "status": state.status,
+        "attempt_number": state.attempt_number,
+        "elapsed": round(time.monotonic() - start, 3),
+    }
+
+
+def _timeout(chat: ChatDatabricksResponses, kwargs: Mapping[str, Any]) -> float | None:
+    value = kwargs.get("background_timeout", chat.background_timeout)
+    return None if value is None else float(value)
+
+
+def _decoded(chat: ChatDatabricksResponses, run: BackgroundRun, call: PreparedCall) -> ChatResult:
+    return chat._protocol.decode_reply(run._body(), **call.decode_options)
+
+
+def generate(
+    chat: ChatDatabricksResponses,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: RunManager | None,
+    kwargs: Mapping[str, Any],
+) -> ChatResult:
+    call = _submit_call(chat, messages, stop, kwargs)
+    traces = chat._surfacer(call, run_manager)
+    run = submit(chat, messages, stop, kwargs, call=call)
+    start = time.monotonic()
+
+    def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            dispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        progress(run._state)
+    run.wait(_timeout(chat, kwargs), on_progress=progress)
+    return traces.result(_decoded(chat, run, call))
+
+
+async def agenerate(
+    chat: ChatDatabricksResponses,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: RunManager | None,
+    kwargs: Mapping[str, Any],
+) -> ChatResult:
+    call = _submit_call(chat, messages, stop, kwargs)
+    traces = chat._surfacer(call, run_manager)
+    run = await asubmit(chat, messages, stop, kwargs, call=call)
+    start = time.monotonic()
+
+    async def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            await adispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        await progress(run._state)
+    await run.await_(_timeout(chat, kwargs), on_progress=progress)
+    return await traces.aresult(_decoded(chat, run, call))
+
+
+# -- AgentEndpoint -------------------------------------------------------------------------------
+def agent_events(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+) -> Iterator[str]:
+    """``AgentEndpoint.stream``'s payloads, resumable; ``builder``'s decoder reports resumes."""
+    events, decoder = stream_source(chat, call, traces)
+    decoder._inner = builder.decoder
+    builder.decoder = decoder
+    return events
+
+
+def agent_aevents(
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+) -> AsyncIterator[str]:
+    """Async :func:`agent_events`."""
+    events, decoder = astream_source(chat, call, traces)
+    decoder._inner = builder.decoder
+    builder.decoder = decoder
+    return events
+
+
+def agent_invoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+    """``AgentEndpoint.invoke(..., background=True)``: submit, wait with progress events."""
+    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
+    traces = agent._surfacer(call, run_manager)
+    run = submit(agent.chat, [], None, {}, agent=agent, call=call)
+    start = time.monotonic()
+
+    def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            dispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        progress(run._state)
+    run.wait(_timeout(agent.chat, kwargs), on_progress=progress)
+    response = run._decode()
+    traces.metadata(response.message.response_metadata if response.message else None)
+    return response
+
+
+async def agent_ainvoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+    """Async :func:`agent_invoke`."""
+    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
+    traces = agent._surfacer(call, run_manager)
+    run = await asubmit(agent.chat, [], None, {}, agent=agent, call=call)
+    start = time.monotonic()
+
+    async def progress(state: wire.RunState) -> None:
+        if (config := traces._config()) is not None:
+            data = _progress_data(run, state, start)
+            await adispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
+
+    if not run.done and run._state is not None:
+        await progress(run._state)
+    await run.await_(_timeout(agent.chat, kwargs), on_progress=progress)
+    response = run._decode()
+    await traces.ametadata(response.message.response_metadata if response.message else None)
+    return response
