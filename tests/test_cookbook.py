@@ -93,16 +93,19 @@ EXPECTED = {
         "custom_outputs: {'words': 16}",
         "tokens: supervisor 251 + sub-agents 150 = 401",
         # One trace: its token total is the supervisor's and both sub-agents' ...
-        "28 spans, tokens 325 in / 76 out",
-        # ... and both sub-agents' spans (their model calls and tools) nest under the supervisor.
+        "30 spans, tokens 325 in / 76 out",
+        # ... and both sub-agents' spans (their model calls and tools) nest under the supervisor,
+        # each agent call as a chat-model run named after its endpoint.
         "supervisor  AGENT  ",
         "    │   └── research  TOOL  ",
-        "    │           └── research-agent  AGENT  ",
-        "    │                       │   └── search_docs  TOOL  ",
-        "    │                           └── ChatDatabricksServing  CHAT_MODEL  ",
+        "    │           └── research-agent  CHAT_MODEL  ",
+        "    │               └── research-agent  AGENT  ",
+        "    │                           │   └── search_docs  TOOL  ",
+        "    │                               └── ChatDatabricksServing  CHAT_MODEL  ",
         "    │   └── write  TOOL  ",
-        "    │           └── writer-agent  AGENT  ",
-        "    │                           └── ChatDatabricksServing  CHAT_MODEL  ",
+        "    │           └── writer-agent  CHAT_MODEL  ",
+        "    │               └── writer-agent  AGENT  ",
+        "    │                               └── ChatDatabricksServing  CHAT_MODEL  ",
     ],
     "11_long_running_agents.py": [
         "submitted: ['endpoint', 'id'] in_progress",

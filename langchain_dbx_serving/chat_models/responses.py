@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -107,13 +108,19 @@ class ChatDatabricksResponses(DatabricksChatBase):
         kwargs: Mapping[str, Any],
         *,
         stream: bool,
+        request: Mapping[str, Any] | None = None,
+        run_manager: Any = None,
     ) -> PreparedCall:
         kwargs = {k: v for k, v in kwargs.items() if k not in _background.CALL_ONLY}
-        call = super()._prepare(messages, stop, kwargs, stream=stream)
+        if request:
+            request = {k: v for k, v in request.items() if k not in _background.CALL_ONLY}
+        call = super()._prepare(
+            messages, stop, kwargs, stream=stream, request=request, run_manager=run_manager
+        )
         if not self._conversation_aliases:
             return call
         body = _background.apply_aliases(self._conversation_aliases, call.body)
-        return PreparedCall(call.endpoint, call.url, body, call.headers, call.decode_options)
+        return dataclasses.replace(call, body=body)
 
     # -- background runs and resumable streams ----------------------------------------------------
     def submit(self, input: LanguageModelInput, **kwargs: Any) -> BackgroundRun:
