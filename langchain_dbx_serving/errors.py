@@ -10,6 +10,7 @@ The hierarchy::
 
     DatabricksServingError
     ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
+    │   └── ModelRuleError           the request breaks a rule of the model family; nothing was sent
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
@@ -43,6 +44,7 @@ __all__ = [
     "DatabricksServingError",
     "EndpointNotFoundError",
     "MalformedResponseError",
+    "ModelRuleError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseError",
@@ -95,6 +97,12 @@ def _rebuild(cls: type[DatabricksServingError], message: str, state: dict[str, A
 
 class ConfigurationError(DatabricksServingError):
     """The client is missing a host or credentials, or they are unusable. Nothing was sent."""
+
+
+class ModelRuleError(ConfigurationError, ValueError):
+    """The request breaks a documented rule of the model family behind the endpoint (for
+    example a Claude thinking budget not below ``max_tokens``). Raised before sending; the
+    message names the rule, its source, and what to change."""
 
 
 class TransportError(DatabricksServingError):

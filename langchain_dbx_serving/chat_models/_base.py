@@ -25,6 +25,7 @@ from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving.chat_models import _structured
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
 from langchain_dbx_serving.errors import StreamInterruptedError
+from langchain_dbx_serving.protocols import _families
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
@@ -73,8 +74,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     """Any other keys to send at the top level of the request body."""
     streaming: bool = False
     """Whether ``invoke`` should stream under the hood (LangChain convention)."""
+    reasoning_effort: str | None = None
+    """One reasoning knob, mapped per model family (``docs/models.md``): ``reasoning_effort``
+    for OpenAI-family and Gemini models; Claude takes ``reasoning={"budget_tokens": N}``."""
+    reasoning: dict[str, Any] | None = None
+    """``{"effort", "budget_tokens", "summary"}``, mapped per family like ``reasoning_effort``.
+    Used when a call passes neither ``reasoning`` nor ``reasoning_effort``."""
+    model_family: _families.Family | None = None
+    """Family of the served model (``claude``, ``gemini-2.5``, ``gemini-3``, ``openai``,
+    ``other``); default: from the endpoint name. ``other`` sends fields unchanged."""
 
     _protocol: ClassVar[ModuleType]
+    _protocol_kind: ClassVar[_families.Protocol] = "chat"
 
     # -- LangChain plumbing -----------------------------------------------------------------------
     # Not lc-serializable: langchain-core 1.x's load() revives only classes in its own
@@ -168,6 +179,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             params["tool_choice"] = normalize_tool_choice(params["tool_choice"])
         return {k: v for k, v in params.items() if v is not None}
 
+    def _family_rules(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The reasoning knob mapped and the family's rules checked (``protocols/_families``)."""
+        if "reasoning" not in params and "reasoning_effort" not in params:
+            if self.reasoning is not None:
+                params["reasoning"] = self.reasoning
+            if self.reasoning_effort is not None:
+                params["reasoning_effort"] = self.reasoning_effort
+        family = self.model_family or _families.detect_family(endpoint)
+        return _families.apply_family_rules(
+            params, family=family, protocol=self._protocol_kind, endpoint=endpoint
+        )
+
     def _prepare(
         self,
         messages: Sequence[BaseMessage],
@@ -177,7 +200,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         stream: bool,
     ) -> PreparedCall:
         endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
-        params = self._params(stop, kwargs)
+        params = self._family_rules(endpoint, self._params(stop, kwargs))
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
         return PreparedCall(

@@ -44,6 +44,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
     POSTs ``{base_url}/{endpoint}/invocations``."""
 
     _protocol: ClassVar[ModuleType] = responses
+    _protocol_kind: ClassVar[Literal["chat", "responses"]] = "responses"
 
     @property
     def _llm_type(self) -> str:

@@ -214,6 +214,9 @@ def _map_reasoning_part(part: Mapping[str, Any]) -> Piece:
             texts.append(item["text"])
         if as_str(item.get("signature")):
             extras["signature"] = item["signature"]
+        if set(item) - {"type", "text", "signature"} or item.get("type") != "summary_text":
+            # A form we do not model (e.g. redacted reasoning): kept to be echoed back verbatim.
+            extras["summary"] = list(summary)
     return Piece("reasoning", "".join(texts), extras)
 
 

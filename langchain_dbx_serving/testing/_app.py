@@ -29,6 +29,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from langchain_dbx_serving.testing import _inbound as inbound
+from langchain_dbx_serving.testing._family_rules import FamilyRules
 from langchain_dbx_serving.testing._trace import TraceFacts, TraceRecorder, new_trace_id
 from langchain_dbx_serving.testing._wire import (
     Aggregate,
@@ -242,6 +243,7 @@ class ServingApp:
         self.root = root
         self.faults = faults if faults is not None else FaultPlan()
         self.requests: list[RecordedRequest] = []
+        self.family_rules = FamilyRules()
         self._lock = threading.Lock()
         routes = [
             Route("/serving-endpoints/chat/completions", self._chat_route, methods=["POST"]),
@@ -367,6 +369,10 @@ class ServingApp:
                 return await self._embed(name, backend, texts, request_id)
             shape = inbound.detect_shape(body, route_shape=route_shape, chat_agent=chat_agent)
             inbound.validate(shape, body)
+            if shape == inbound.CHAT_COMPLETIONS and (
+                broken := self.family_rules.check(name, body)
+            ):
+                raise inbound.RequestRejected(broken)
         except inbound.RequestRejected as exc:
             detail = root and exc.reply.status == 400
             return error_response(exc.reply, request_id, detail_style=detail)
@@ -402,6 +408,7 @@ class ServingApp:
         exchange.trace_id = recorder.trace_id or exchange.trace_id
         try:
             result = await run_in_threadpool(recorder.call, backend.respond, backend_request)
+            result = self.family_rules.observe(result)
         except Exception as exc:  # a backend bug: answer as a failing model server would
             return error_response(_backend_failure(name, exc), request_id)
         return await self._answer(exchange, result, backend_request.stream)
