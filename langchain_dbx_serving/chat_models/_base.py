@@ -186,10 +186,12 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
                 params["reasoning"] = self.reasoning
             if self.reasoning_effort is not None:
                 params["reasoning_effort"] = self.reasoning_effort
-        family = self.model_family or _families.detect_family(endpoint)
         return _families.apply_family_rules(
-            params, family=family, protocol=self._protocol_kind, endpoint=endpoint
+            params, family=self._family(endpoint), protocol=self._protocol_kind, endpoint=endpoint
         )
+
+    def _family(self, endpoint: str) -> str:
+        return self.model_family or _families.detect_family(endpoint)
 
     def _prepare(
         self,
@@ -203,6 +205,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         params = self._family_rules(endpoint, self._params(stop, kwargs))
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
+        body = _families.apply_body_rules(
+            body, family=self._family(endpoint), protocol=self._protocol_kind
+        )
         return PreparedCall(
             endpoint, self._url(endpoint), body, self._headers(params), self._decode_options(params)
         )

@@ -371,6 +371,12 @@ class ReplyMetadata:
         if reason is not None:
             self.finish_reason = reason
 
+    def infer_finish_reason(self, *, tool_calls: bool) -> None:
+        """Fill a finish reason a complete chat reply left out: AI Gateway omits it on a
+        natural stop for reasoning models (PROTOCOLS.md section 11)."""
+        if self.finish_reason is None:
+            self.finish_reason = "tool_calls" if tool_calls else "stop"
+
     def absorb_logprobs(self, value: Any) -> None:
         if isinstance(value, Mapping) and isinstance(value.get("content"), list):
             self.logprobs = [*(self.logprobs or []), *value["content"]]

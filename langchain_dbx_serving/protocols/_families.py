@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
@@ -32,13 +33,17 @@ from langchain_dbx_serving.errors import ModelRuleError
 
 __all__ = [
     "FAMILIES",
+    "ITEM_PREFIXES",
+    "MAX_ITEM_ID",
     "Family",
     "SOURCES",
+    "apply_body_rules",
     "apply_family_rules",
     "claude_thinking_problem",
     "detect_family",
     "drop_stale_empty_reasoning",
     "needs_thought_signatures",
+    "normalize_item_ids",
     "open_tool_cycle",
 ]
 
@@ -360,6 +365,58 @@ def open_tool_cycle(messages: Sequence[Any]) -> int | None:
     if index < 0 or index == len(roles) - 1 or roles[index] != "assistant":
         return None
     return index if messages[index].get("tool_calls") else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses item ids echoed back
+
+MAX_ITEM_ID = 64
+# Foundation Model API responses endpoints reject echoed ids over 64 characters, and message /
+# function_call ids without their own prefix (databricks-langchain, chat_models.py:
+# "FMAPI enforces max 64-char IDs and requires msg_ prefix on message ids"; "FMAPI requires
+# fc_ prefix on function_call ids").
+ITEM_PREFIXES = {"message": "msg_", "function_call": "fc_"}
+
+
+def apply_body_rules(body: dict[str, Any], *, family: str, protocol: Protocol) -> dict[str, Any]:
+    """The encoded request body adjusted to the family's wire limits.
+
+    Responses input item ids are normalised for OpenAI-family models (the Foundation Model API
+    responses route); an agent's own ids (family ``other``) go back exactly as it sent them.
+    """
+    if protocol == "responses" and family == "openai" and isinstance(body.get("input"), list):
+        return {**body, "input": normalize_item_ids(body["input"])}
+    return body
+
+
+def normalize_item_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Responses input items with ids the service accepts when they are echoed back.
+
+    An id gets its item type's prefix when it has a foreign one, and an id longer than 64
+    characters is shortened to 60 plus a short hash of the whole, so that two long ids that
+    share a beginning stay distinct and the same id always maps to the same value.
+
+    >>> normalize_item_ids([{"type": "message", "id": "lc_run--1"}])
+    [{'type': 'message', 'id': 'msg_lc_run--1'}]
+    """
+    out = []
+    for item in items:
+        item_id = item.get("id") if isinstance(item, Mapping) else None
+        if isinstance(item_id, str) and item_id:
+            fixed = _normal_id(item_id, ITEM_PREFIXES.get(str(item.get("type")), ""))
+            if fixed != item_id:
+                item = {**item, "id": fixed}
+        out.append(item)
+    return out
+
+
+def _normal_id(item_id: str, prefix: str) -> str:
+    if prefix and not item_id.startswith(prefix):
+        item_id = prefix + item_id
+    if len(item_id) <= MAX_ITEM_ID:
+        return item_id
+    digest = hashlib.sha256(item_id.encode()).hexdigest()[:8]
+    return f"{item_id[: MAX_ITEM_ID - 9]}_{digest}"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -307,6 +307,7 @@ def _decode_completion(body: Mapping[str, Any]) -> ChatResult:
         meta.absorb_finish_reason(choice.finish_reason)
         meta.absorb_logprobs(choice.logprobs)
         message = choice.message or choice.delta or WireMessage()
+        meta.infer_finish_reason(tool_calls=bool(message.tool_calls))
         generations.append(ChatGeneration(message=_map_reply_message(message, meta)))
     return ChatResult(generations=generations, llm_output=_reply_metadata(body).llm_output())
 

@@ -369,9 +369,7 @@ class ServingApp:
                 return await self._embed(name, backend, texts, request_id)
             shape = inbound.detect_shape(body, route_shape=route_shape, chat_agent=chat_agent)
             inbound.validate(shape, body)
-            if shape == inbound.CHAT_COMPLETIONS and (
-                broken := self.family_rules.check(name, body)
-            ):
+            if shape != inbound.CHAT_AGENT and (broken := self.family_rules.check(name, body)):
                 raise inbound.RequestRejected(broken)
         except inbound.RequestRejected as exc:
             detail = root and exc.reply.status == 400

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_dbx_serving.protocols._families import (
+    ITEM_PREFIXES,
+    MAX_ITEM_ID,
     claude_thinking_problem,
     detect_family,
     needs_thought_signatures,
@@ -83,6 +85,9 @@ class FamilyRules:
         """The 400 a real endpoint of this family would answer to ``body``, or ``None``."""
         family = detect_family(endpoint, body.get("model"))
         messages = body.get("messages")
+        if family == "openai" and isinstance(body.get("input"), list):
+            problem = _item_id_problem(body["input"])
+            return ErrorReply(400, _CODE, problem) if problem else None
         if not isinstance(messages, list):
             return None
         problem = None
@@ -175,3 +180,22 @@ def _reasoning_text(part: Mapping[str, Any]) -> str:
         for item in part.get("summary") or []
         if isinstance(item, Mapping)
     )
+
+
+def _item_id_problem(items: Sequence[Any]) -> str | None:
+    """Echoed responses items whose ids the Foundation Model API refuses (docs/models.md)."""
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            continue
+        item_id, prefix = item["id"], ITEM_PREFIXES.get(str(item.get("type")), "")
+        if len(item_id) > MAX_ITEM_ID:
+            return (
+                f"Invalid 'input[{index}].id': string too long. Expected a string with maximum "
+                f"length {MAX_ITEM_ID}, but got a string with length {len(item_id)} instead."
+            )
+        if prefix and not item_id.startswith(prefix):
+            return (
+                f"Invalid 'input[{index}].id': '{item_id}'. Expected an ID that begins with "
+                f"'{prefix}'."
+            )
+    return None

@@ -194,6 +194,11 @@ def _wire_call(call: ToolCall, quirks: Quirks) -> dict[str, Any]:
     return wire
 
 
+def _chat_finish_reason(reply: Reply) -> str | None:
+    reason = reply.effective_finish_reason
+    return None if reason == "stop" and reply.quirks.no_finish_reason_on_stop else reason
+
+
 def chat_completion_body(reply: Reply, ctx: WireContext) -> dict[str, Any]:
     """A whole ``chat.completion`` reply."""
     content: Any = reply.full_text
@@ -210,9 +215,7 @@ def chat_completion_body(reply: Reply, ctx: WireContext) -> dict[str, Any]:
         "object": "chat.completion",
         "created": ctx.created,
         "model": ctx.model_name,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": reply.effective_finish_reason}
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": _chat_finish_reason(reply)}],
     }
     if reply.usage:
         body["usage"] = chat_usage(reply.usage)
@@ -281,7 +284,7 @@ class ChatCompletionStream:
         out = self._open()
         quirks = self.ctx.quirks
         last = self._chunk(
-            {"content": ""} if quirks.role_on_every_delta else {}, final.effective_finish_reason
+            {"content": ""} if quirks.role_on_every_delta else {}, _chat_finish_reason(final)
         )
         out.append(last)
         if final.usage and quirks.usage_in_empty_choices_chunk:

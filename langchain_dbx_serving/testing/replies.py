@@ -222,6 +222,8 @@ class Quirks:
     """Responses streams: every event carries a top-level ``id`` (the request id)."""
     json_for_stream: bool = False
     """Answer a ``stream: true`` request with a whole JSON body instead of SSE."""
+    no_finish_reason_on_stop: bool = False
+    """Chat replies: ``finish_reason`` null on a natural stop (AI Gateway, reasoning models)."""
 
     @classmethod
     def databricks_claude(cls) -> Quirks:

@@ -14,15 +14,21 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
-from langchain_dbx_serving import BadRequestError, ChatDatabricksServing, ModelRuleError
-from langchain_dbx_serving.testing import LocalEndpoint, Reply, ScriptedBackend, ToolCall
+from langchain_dbx_serving import (
+    BadRequestError,
+    ChatDatabricksResponses,
+    ChatDatabricksServing,
+    ModelRuleError,
+)
+from langchain_dbx_serving.testing import LocalEndpoint, Quirks, Reply, ScriptedBackend, ToolCall
 from tests.support.calls import MODES, ask
 
 CLAUDE = "databricks-claude-sonnet-4-5"
 GEMINI3 = "databricks-gemini-3-pro"
 GEMINI25 = "databricks-gemini-2-5-flash"
 GPT_OSS = "databricks-gpt-oss-120b"
-NAMES = (CLAUDE, GEMINI3, GEMINI25, GPT_OSS)
+GPT5 = "databricks-gpt-5-2"
+NAMES = (CLAUDE, GEMINI3, GEMINI25, GPT_OSS, GPT5)
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +292,57 @@ def test_gemini_loop_without_thought_signatures_is_refused(ep) -> None:
     ]
     with pytest.raises(BadRequestError, match="missing a `thought_signature`"):
         llm.invoke(history)
+
+
+# -- limits ----------------------------------------------------------------------------------------
+LONG = "msg_" + "x" * 90
+
+
+def responses_history() -> list[BaseMessage]:
+    return [
+        HumanMessage("Weather?"),
+        AIMessage(
+            content=[
+                {"type": "text", "text": "Checking.", "id": LONG},
+                {"type": "text", "text": " Also this.", "id": LONG + "y"},
+            ],
+            tool_calls=[{"name": "lookup", "args": {"city": "Paris"}, "id": "call_1"}],
+            id="lc_run--0b5a3f7e-6c1d-4d8e-9f3a-2b7c1e4d5a6f",
+        ),
+        ToolMessage("18C", tool_call_id="call_1"),
+        AIMessage("It is 18C.", id="run-7f1c"),
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_responses_item_ids_are_normalised_on_echo(ep, mode: str) -> None:
+    queue(ep, GPT5, Reply.text("Sunny."))
+    llm = ChatDatabricksResponses(endpoint=GPT5, host=ep.host, token=ep.token)
+    reply = await ask(llm, [*responses_history(), HumanMessage("And Oslo?")], mode)
+    assert reply.text == "Sunny."
+    items = ep.last_request.body["input"]
+    ids = [item["id"] for item in items if "id" in item]
+    assert all(len(i) <= 64 for i in ids)
+    assert len(set(ids)) == len(ids)  # two long ids sharing a beginning stay distinct
+    messages = [i for i in items if i.get("type") == "message"]
+    assert all(m["id"].startswith("msg_") for m in messages)
+    assert messages[-1]["id"] == "msg_run-7f1c"
+
+
+def test_local_endpoint_refuses_foreign_and_long_item_ids(ep) -> None:
+    llm = ChatDatabricksResponses(
+        endpoint=GPT5, host=ep.host, token=ep.token, model_family="other"
+    )  # "other": ids sent unchanged
+    with pytest.raises(BadRequestError, match="maximum length 64"):
+        llm.invoke(responses_history())
+    with pytest.raises(BadRequestError, match="begins with 'msg_'"):
+        llm.invoke([HumanMessage("q"), AIMessage("a", id="run-1"), HumanMessage("q2")])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_missing_finish_reason_is_inferred(ep, mode: str) -> None:
+    quirks = Quirks(no_finish_reason_on_stop=True)
+    queue(ep, GPT5, Reply.text(["Thought ", "done."], reasoning="r", quirks=quirks))
+    reply = await ask(chat(ep, GPT5), "hi", mode)
+    assert reply.text == "Thought done."
+    assert reply.response_metadata["finish_reason"] == "stop"

@@ -163,3 +163,23 @@ def test_signed_reasoning_round_trips_through_encode() -> None:
     message = decode_reply(body).generations[0].message
     assert isinstance(message, AIMessage)
     assert encode_request([message], {}, stream=False)["messages"][0] == wire
+
+
+def test_finish_reason_is_inferred_when_omitted() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [call]}}]}
+    message = decode_reply(body).generations[0].message
+    assert message.response_metadata["finish_reason"] == "tool_calls"
+    body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "x"}}]}
+    assert decode_reply(body).generations[0].message.response_metadata["finish_reason"] == "stop"
+
+
+def test_item_ids_normalised_for_openai_family_only() -> None:
+    from langchain_dbx_serving.protocols._families import apply_body_rules
+
+    body = {"input": [{"type": "function_call", "id": "x" * 70, "call_id": "c"}]}
+    fixed = apply_body_rules(body, family="openai", protocol="responses")["input"][0]["id"]
+    assert fixed.startswith("fc_x") and len(fixed) == 64
+    assert fixed == apply_body_rules(body, family="openai", protocol="responses")["input"][0]["id"]
+    assert apply_body_rules(body, family="other", protocol="responses") == body
+    assert apply_body_rules(body, family="openai", protocol="chat") == body
