@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
+from langchain_dbx_serving.chat_models import _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
 from langchain_dbx_serving.protocols import responses
 
@@ -39,9 +40,16 @@ class ChatDatabricksResponses(DatabricksChatBase):
                 print(chunk.text, end="")
     """
 
-    route: Literal["responses", "invocations"] = "responses"
+    route: Literal["responses", "invocations", "ai-gateway", "ai-gateway/openai"] = "responses"
     """``responses`` POSTs ``{base_url}/responses`` with ``"model": endpoint``; ``invocations``
-    POSTs ``{base_url}/{endpoint}/invocations``."""
+    POSTs ``{base_url}/{endpoint}/invocations``; ``ai-gateway`` AI Gateway's unified
+    ``/ai-gateway/mlflow/v1/responses`` and ``ai-gateway/openai`` its OpenAI route
+    ``/ai-gateway/openai/v1/responses``."""
+    app: str | None = None
+    """A Databricks App to call by name (``endpoint="apps/<name>"`` works too, as with the
+    official clients): its URL is looked up once with the workspace API (same credentials)
+    and cached; requests go to ``{app url}/responses`` (or ``/invocations``). Apps require
+    OAuth credentials on a real workspace."""
 
     _protocol: ClassVar[ModuleType] = responses
     _protocol_kind: ClassVar[Literal["chat", "responses"]] = "responses"
@@ -51,12 +59,18 @@ class ChatDatabricksResponses(DatabricksChatBase):
         return "databricks-serving-responses"
 
     def _url(self, endpoint: str) -> str:
+        app = self.app or _routes.app_name(endpoint)
+        if app:
+            root = _routes.app_url(self, app)
+            return f"{root}/invocations" if self.route == "invocations" else f"{root}/responses"
+        if self.route in _routes.GATEWAY_ROOTS:
+            return _routes.gateway_url(self, self.route, "responses")
         if self.route == "invocations":
             return f"{self._root_url()}/{endpoint}/invocations"
         return f"{self._root_url()}/responses"
 
     def _route_params(self, endpoint: str) -> dict[str, Any]:
-        return {"model": endpoint} if self.route == "responses" else {}
+        return {"model": endpoint} if self.route != "invocations" else {}
 
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         # Only calls of tools the caller bound are tool_calls; the agent's own are server blocks.

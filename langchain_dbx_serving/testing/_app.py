@@ -5,7 +5,10 @@ Routes (PROTOCOLS.md section 1): ``POST /serving-endpoints/chat/completions`` an
 ``POST /serving-endpoints/{name}/invocations`` (shape chosen by the body),
 ``POST /serving-endpoints/embeddings`` (and ``{"input": [texts]}`` on invocations), and MLflow
 AgentServer's ``POST /invocations``, ``POST /responses``, ``GET /health`` and
-``GET /agent/info`` at the root.
+``GET /agent/info`` at the root. AI Gateway's ``POST /ai-gateway/mlflow/v1/chat/completions``
+and ``.../responses`` (and the same under ``/ai-gateway/openai/v1``) work like the
+OpenAI-compatible routes, and ``GET /api/2.0/apps/{root}`` answers the URL of the agent served
+at the root, as the workspace Apps API does for an App.
 """
 
 from __future__ import annotations
@@ -252,6 +255,15 @@ class ServingApp:
             Route(
                 "/serving-endpoints/{name}/invocations", self._invocations_route, methods=["POST"]
             ),
+            *(
+                Route(f"/ai-gateway/{api}/v1/{path}", handler, methods=["POST"])
+                for api in ("mlflow", "openai")
+                for path, handler in (
+                    ("chat/completions", self._chat_route),
+                    ("responses", self._responses_route),
+                )
+            ),
+            Route("/api/2.0/apps/{name}", self._app_lookup, methods=["GET"]),
             Route("/invocations", self._root_invocations, methods=["POST"]),
             Route("/responses", self._root_responses, methods=["POST"]),
             Route("/health", self._health, methods=["GET"]),
@@ -279,6 +291,20 @@ class ServingApp:
 
     async def _root_responses(self, request: Request) -> Response:
         return await self._handle(request, route_shape=inbound.RESPONSES, root=True)
+
+    async def _app_lookup(self, request: Request) -> Response:
+        """The workspace Apps API: the agent served at the root is the App named ``root``."""
+        self._record(request, b"")
+        try:
+            self._check_auth(request)
+        except inbound.RequestRejected as exc:
+            return error_response(exc.reply, str(uuid.uuid4()))
+        name = request.path_params["name"]
+        if name != self.root:
+            message = f"App with name {name} does not exist or is deleted."
+            reply = ErrorReply(404, "RESOURCE_DOES_NOT_EXIST", message)
+            return error_response(reply, str(uuid.uuid4()))
+        return JSONResponse({"name": name, "url": str(request.base_url).rstrip("/")})
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
