@@ -137,6 +137,12 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     def _headers(self, params: Mapping[str, Any]) -> dict[str, str] | None:
         return None
 
+    def _protocol_options(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any]
+    ) -> tuple[Sequence[BaseMessage], dict[str, Any]]:
+        """Protocol-specific options applied before encoding (e.g. ``previous_response_id``)."""
+        return messages, params
+
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the protocol's ``decode_reply`` and ``StreamDecoder``."""
         return {}
@@ -203,6 +209,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     ) -> PreparedCall:
         endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
         params = self._family_rules(endpoint, self._params(stop, kwargs))
+        messages, params = self._protocol_options(messages, params)
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
         body = _families.apply_body_rules(

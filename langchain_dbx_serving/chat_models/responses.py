@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage
 
 from langchain_dbx_serving.chat_models import _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
@@ -51,6 +53,21 @@ class ChatDatabricksResponses(DatabricksChatBase):
     and cached; requests go to ``{app url}/responses`` (or ``/invocations``). Apps require
     OAuth credentials on a real workspace."""
 
+    previous_response_id: str | None = None
+    """Continue a stored response: sent as ``previous_response_id`` (OpenAI-style responses
+    routes; MLflow's ``ResponsesAgentRequest`` has no such field and ignores it)."""
+    use_previous_response_id: bool = False
+    """Like ChatOpenAI's: send the id of the latest response in the history as
+    ``previous_response_id`` and only the messages after it."""
+    include: list[str] | None = None
+    """Extra output to include, e.g. ``["reasoning.encrypted_content"]``."""
+    store: bool | None = None
+    """Whether the service stores the response (needed for ``previous_response_id``)."""
+    truncation: str | None = None
+    """``"auto"`` or ``"disabled"``: what the service does with an input over the context."""
+    context_management: Any = None
+    """Sent as ``context_management`` (server-side context compaction settings)."""
+
     _protocol: ClassVar[ModuleType] = responses
     _protocol_kind: ClassVar[Literal["chat", "responses"]] = "responses"
 
@@ -72,6 +89,20 @@ class ChatDatabricksResponses(DatabricksChatBase):
     def _route_params(self, endpoint: str) -> dict[str, Any]:
         return {"model": endpoint} if self.route != "invocations" else {}
 
+    def _protocol_options(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any]
+    ) -> tuple[Sequence[BaseMessage], dict[str, Any]]:
+        for key in _OPTIONS:
+            if key not in params and getattr(self, key) is not None:
+                params[key] = getattr(self, key)
+        use_previous = params.pop("use_previous_response_id", self.use_previous_response_id)
+        if use_previous and "previous_response_id" not in params:
+            response_id, rest = _after_last_response(messages)
+            if response_id is not None:
+                params["previous_response_id"] = response_id
+                messages = rest
+        return messages, params
+
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         # Only calls of tools the caller bound are tool_calls; the agent's own are server blocks.
         return {"client_tools": responses.tool_names(params)}
@@ -81,3 +112,21 @@ class ChatDatabricksResponses(DatabricksChatBase):
         if isinstance(options, Mapping) and options.get("return_trace"):
             return _TRACE_ID_HEADER
         return None
+
+
+_OPTIONS = ("previous_response_id", "include", "store", "truncation", "context_management")
+
+
+def _after_last_response(
+    messages: Sequence[BaseMessage],
+) -> tuple[str | None, Sequence[BaseMessage]]:
+    """The id of the latest AI message that came from a responses call (``resp_...``, as
+    ChatOpenAI checks), and the messages after it."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        response_id = (
+            message.response_metadata.get("id") if isinstance(message, AIMessage) else None
+        )
+        if isinstance(response_id, str) and response_id.startswith("resp_"):
+            return response_id, messages[index + 1 :]
+    return None, messages

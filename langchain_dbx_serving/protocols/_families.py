@@ -440,4 +440,5 @@ def _without_strict(tools: Any) -> Any:
 
 def _rule(message: str, endpoint: str) -> ModelRuleError:
     where = f"endpoint '{endpoint}': " if endpoint else ""
-    return ModelRuleError(f"{where}{message}; nothing was sent", endpoint=endpoint or None)
+    text = f"{where}{message.rstrip('.')} (nothing was sent)"
+    return ModelRuleError(text, endpoint=endpoint or None)

@@ -112,3 +112,56 @@ def test_an_unknown_app_is_a_typed_error(ep) -> None:
         llm.invoke("hi")
     assert caught.value.status_code == 404
     assert [r.method for r in ep.requests] == ["GET"]  # nothing was posted anywhere
+
+
+# -- responses options ----------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", MODES)
+async def test_responses_options_are_typed_fields_and_kwargs(ep, mode: str) -> None:
+    queue(ep, MODEL, Reply.text("ok"))
+    llm = ChatDatabricksResponses(
+        endpoint=MODEL,
+        host=ep.host,
+        token=ep.token,
+        include=["reasoning.encrypted_content"],
+        store=False,
+        truncation="auto",
+        context_management=[{"type": "compaction", "compact_threshold": 20000}],
+        reasoning={"effort": "low", "summary": "auto"},
+        model_family="openai",
+    )
+    await ask(llm, "hi", mode, store=True)  # a call kwarg wins over the field
+    body = ep.last_request.body
+    assert body["include"] == ["reasoning.encrypted_content"]
+    assert body["store"] is True
+    assert body["truncation"] == "auto"
+    assert body["context_management"] == [{"type": "compaction", "compact_threshold": 20000}]
+    assert body["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert "previous_response_id" not in body and "use_previous_response_id" not in body
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_use_previous_response_id_sends_only_the_new_items(ep, mode: str) -> None:
+    queue(ep, MODEL, Reply.text("First."))
+    queue(ep, MODEL, Reply.text("Second."))
+    llm = ChatDatabricksResponses(
+        endpoint=MODEL, host=ep.host, token=ep.token, use_previous_response_id=True
+    )
+    first = await ask(llm, "one", mode)
+    response_id = first.response_metadata["id"]
+    assert response_id.startswith("resp_")
+    from langchain_core.messages import HumanMessage
+
+    await ask(llm, [HumanMessage("one"), first, HumanMessage("two")], mode)
+    body = ep.last_request.body
+    assert body["previous_response_id"] == response_id
+    assert body["input"] == [{"role": "user", "content": "two"}]
+
+
+def test_an_explicit_previous_response_id_keeps_the_whole_input(ep) -> None:
+    queue(ep, MODEL, Reply.text("ok"))
+    llm = ChatDatabricksResponses(endpoint=MODEL, host=ep.host, token=ep.token)
+    llm.invoke("hi", previous_response_id="resp_abc", use_previous_response_id=True)
+    body = ep.last_request.body
+    assert body["previous_response_id"] == "resp_abc"
+    assert body["input"] == [{"role": "user", "content": "hi"}]
+    assert "use_previous_response_id" not in body
