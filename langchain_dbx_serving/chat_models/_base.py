@@ -213,7 +213,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
         body = _families.apply_body_rules(
-            body, family=self._family(endpoint), protocol=self._protocol_kind
+            body, family=self._family(endpoint), protocol=self._protocol_kind, endpoint=endpoint
         )
         return PreparedCall(
             endpoint, self._url(endpoint), body, self._headers(params), self._decode_options(params)

@@ -45,6 +45,8 @@ __all__ = [
     "needs_thought_signatures",
     "normalize_item_ids",
     "open_tool_cycle",
+    "rejects_parallel_tool_calls",
+    "split_parallel_tool_calls",
 ]
 
 Family = Literal["claude", "gemini-2.5", "gemini-3", "openai", "other"]
@@ -378,15 +380,64 @@ MAX_ITEM_ID = 64
 ITEM_PREFIXES = {"message": "msg_", "function_call": "fc_"}
 
 
-def apply_body_rules(body: dict[str, Any], *, family: str, protocol: Protocol) -> dict[str, Any]:
+def apply_body_rules(
+    body: dict[str, Any], *, family: str, protocol: Protocol, endpoint: str = ""
+) -> dict[str, Any]:
     """The encoded request body adjusted to the family's wire limits.
 
     Responses input item ids are normalised for OpenAI-family models (the Foundation Model API
     responses route); an agent's own ids (family ``other``) go back exactly as it sent them.
+    Parallel tool calls in the history are split for the models that refuse them.
     """
     if protocol == "responses" and family == "openai" and isinstance(body.get("input"), list):
         return {**body, "input": normalize_item_ids(body["input"])}
+    messages = body.get("messages")
+    if protocol == "chat" and rejects_parallel_tool_calls(endpoint) and isinstance(messages, list):
+        return {**body, "messages": split_parallel_tool_calls(messages)}
     return body
+
+
+def rejects_parallel_tool_calls(endpoint: str) -> bool:
+    """gpt-oss endpoints answer a history with parallel tool calls with 400 "Multiple tool
+    calls are not supported." (recorded against ``databricks-gpt-oss-120b``, litellm PR
+    #31633)."""
+    return "gpt-oss" in endpoint.lower()
+
+
+def split_parallel_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wire messages where an assistant turn with several tool calls becomes one turn per call,
+    each followed by the tool result that answers it.
+
+    >>> calls = [{"id": "a"}, {"id": "b"}]
+    >>> split = split_parallel_tool_calls([
+    ...     {"role": "assistant", "content": "x", "tool_calls": calls},
+    ...     {"role": "tool", "tool_call_id": "b", "content": "2"},
+    ...     {"role": "tool", "tool_call_id": "a", "content": "1"}])
+    >>> [(m["role"], m.get("tool_call_id") or m["tool_calls"][0]["id"]) for m in split]
+    [('assistant', 'a'), ('tool', 'a'), ('assistant', 'b'), ('tool', 'b')]
+    """
+    out: list[dict[str, Any]] = []
+    index = 0
+    while index < len(messages):
+        message = messages[index]
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if not isinstance(calls, list) or len(calls) < 2:
+            out.append(message)
+            index += 1
+            continue
+        end = index + 1
+        while end < len(messages) and messages[end].get("role") == "tool":
+            end += 1
+        results = list(messages[index + 1 : end])
+        for position, call in enumerate(calls):
+            content = message.get("content") if position == 0 else " "
+            out.append({**message, "content": content, "tool_calls": [call]})
+            call_id = call.get("id") if isinstance(call, Mapping) else None
+            out.extend(r for r in results if r.get("tool_call_id") == call_id)
+            results = [r for r in results if r.get("tool_call_id") != call_id]
+        out.extend(results)  # results answering no call of this turn keep their place
+        index = end
+    return out
 
 
 def normalize_item_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from langchain_dbx_serving.protocols._families import (
     detect_family,
     needs_thought_signatures,
     open_tool_cycle,
+    rejects_parallel_tool_calls,
 )
 from langchain_dbx_serving.testing.replies import Delta, ErrorReply, Reply
 
@@ -91,7 +92,14 @@ class FamilyRules:
         if not isinstance(messages, list):
             return None
         problem = None
-        if family == "claude":
+        if rejects_parallel_tool_calls(endpoint) and any(
+            isinstance(m, Mapping)
+            and isinstance(m.get("tool_calls"), list)
+            and len(m["tool_calls"]) > 1
+            for m in messages
+        ):
+            problem = "Multiple tool calls are not supported.\n"
+        elif family == "claude":
             problem = claude_thinking_problem(body) or self._claude_replay_problem(body, messages)
         elif needs_thought_signatures(family) and body.get("tools"):
             problem = self._gemini_replay_problem(messages)

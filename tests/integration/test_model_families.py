@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -20,6 +21,7 @@ from langchain_dbx_serving import (
     ChatDatabricksServing,
     ModelRuleError,
 )
+from langchain_dbx_serving.protocols.chat_completions import encode_request
 from langchain_dbx_serving.testing import LocalEndpoint, Quirks, Reply, ScriptedBackend, ToolCall
 from tests.support.calls import MODES, ask
 
@@ -346,3 +348,53 @@ async def test_a_missing_finish_reason_is_inferred(ep, mode: str) -> None:
     reply = await ask(chat(ep, GPT5), "hi", mode)
     assert reply.text == "Thought done."
     assert reply.response_metadata["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_parallel_tool_calls_are_split_for_gpt_oss(ep, mode: str) -> None:
+    parallel = [
+        ToolCall("lookup", {"city": "Paris"}, id="p1"),
+        ToolCall("lookup", {"city": "Oslo"}, id="p2"),
+    ]
+    queue(ep, GPT_OSS, Reply.text("Checking both.", tool_calls=parallel), Reply.text("Done."))
+    llm = chat(ep, GPT_OSS).bind_tools([lookup])
+    messages = await run_tool_loop(llm, mode, turns=2)
+    assert messages[-1].text == "Done."
+    sent = ep.last_request.body["messages"]
+    assert [(m["role"], m.get("tool_call_id")) for m in sent] == [
+        ("user", None),
+        ("assistant", None),
+        ("tool", "p1"),
+        ("assistant", None),
+        ("tool", "p2"),
+    ]
+    assert sent[1]["content"] == "Checking both." and sent[1]["tool_calls"][0]["id"] == "p1"
+    assert sent[3]["tool_calls"][0]["id"] == "p2"
+    # The history the caller keeps is untouched: one turn, two calls.
+    assert len(messages[1].tool_calls) == 2
+
+
+def test_local_endpoint_refuses_parallel_tool_calls_for_gpt_oss(ep) -> None:
+    history = [
+        HumanMessage("Weather?"),
+        AIMessage(
+            content="",
+            tool_calls=[
+                {"name": "lookup", "args": {"city": "Paris"}, "id": "p1"},
+                {"name": "lookup", "args": {"city": "Oslo"}, "id": "p2"},
+            ],
+        ),
+        ToolMessage("18C", tool_call_id="p1"),
+        ToolMessage("4C", tool_call_id="p2"),
+    ]
+    unsplit = {"messages": encode_request(history, {}, stream=False)["messages"]}
+    reply = httpx.post(
+        ep.invocations_url(GPT_OSS), json=unsplit, headers={"Authorization": f"Bearer {ep.token}"}
+    )
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "error_code": "BAD_REQUEST",
+        "message": "Multiple tool calls are not supported.\n",
+    }
+    queue(ep, GPT_OSS, Reply.text("ok"))
+    assert chat(ep, GPT_OSS).invoke(history).text == "ok"  # the client splits: accepted
