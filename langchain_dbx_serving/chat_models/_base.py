@@ -126,6 +126,10 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    def _resolve_model_profile(self) -> Any:
+        """What Databricks documents about the model behind the endpoint (docs/models.md)."""
+        return _families.profile_for(self._family(self.endpoint), self.endpoint)
+
     # -- subclass hooks ---------------------------------------------------------------------------
     def _url(self, endpoint: str) -> str:
         raise NotImplementedError

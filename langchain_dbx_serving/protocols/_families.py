@@ -45,6 +45,7 @@ __all__ = [
     "needs_thought_signatures",
     "normalize_item_ids",
     "open_tool_cycle",
+    "profile_for",
     "rejects_parallel_tool_calls",
     "split_parallel_tool_calls",
 ]
@@ -302,6 +303,39 @@ def _sampling_problem(params: Mapping[str, Any]) -> str | None:
             f"top_p={top_p!r} cannot be combined with Claude thinking: use a value between "
             f"0.95 and 1, or leave it unset ({source})"
         )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Model profiles (langchain-core ``BaseChatModel.profile``)
+
+# Only what Databricks documents (databricks-reasoning): reasoning returned as content parts
+# (Claude hybrid reasoning), and reasoning_effort levels and defaults. Context sizes,
+# modalities and structured-output support are not stated per model on a page we could cite,
+# so they are left out rather than guessed.
+_GPT_OSS_PROFILE: dict[str, Any] = {
+    "reasoning_effort_levels": list(_GPT_OSS_EFFORTS),
+    "reasoning_effort_default": "medium",
+}
+
+
+def profile_for(family: str, endpoint: str) -> dict[str, Any] | None:
+    """The documented capabilities of the model behind ``endpoint``, or ``None``.
+
+    >>> profile_for("openai", "databricks-gpt-oss-120b")["reasoning_effort_default"]
+    'medium'
+    >>> profile_for("other", "my-agent") is None
+    True
+    """
+    name = endpoint.lower()
+    if family == "claude":
+        return {"reasoning_output": True}
+    if family == "openai" and "gpt-oss" in name:
+        return dict(_GPT_OSS_PROFILE)
+    if family == "openai" and re.search(r"gpt-5-[12](?![0-9])", name):
+        return {"reasoning_effort_default": "none"}
+    if family == "openai" and re.search(r"gpt-5(?![-.]?[0-9])", name):
+        return {"reasoning_effort_default": "minimal"}
     return None
 
 

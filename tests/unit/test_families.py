@@ -183,3 +183,37 @@ def test_item_ids_normalised_for_openai_family_only() -> None:
     assert fixed == apply_body_rules(body, family="openai", protocol="responses")["input"][0]["id"]
     assert apply_body_rules(body, family="other", protocol="responses") == body
     assert apply_body_rules(body, family="openai", protocol="chat") == body
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "fields", "profile"),
+    [
+        (
+            "databricks-gpt-oss-120b",
+            {},
+            {
+                "reasoning_effort_levels": ["low", "medium", "high"],
+                "reasoning_effort_default": "medium",
+            },
+        ),
+        ("databricks-gpt-5-mini", {}, {"reasoning_effort_default": "minimal"}),
+        ("databricks-gpt-5-1", {}, {"reasoning_effort_default": "none"}),
+        ("databricks-gpt-5-4", {}, None),  # not documented: no guess
+        ("databricks-claude-sonnet-4-5", {}, {"reasoning_output": True}),
+        ("my-endpoint", {"model_family": "claude"}, {"reasoning_output": True}),
+        ("my-endpoint", {}, None),
+        (
+            "databricks-claude-sonnet-4-5",
+            {"profile": {"max_input_tokens": 9}},
+            {"max_input_tokens": 9},
+        ),
+    ],
+)
+def test_model_profile(endpoint, fields, profile) -> None:
+    from langchain_dbx_serving import ChatDatabricksResponses, ChatDatabricksServing
+
+    for cls in (ChatDatabricksServing, ChatDatabricksResponses):
+        model = cls(
+            endpoint=endpoint, host="https://example.cloud.databricks.com", token="t", **fields
+        )
+        assert model.profile == profile
