@@ -134,7 +134,7 @@ def apply_family_rules(
         _map_chat(out, knob, family, endpoint)
         if family == "claude" and (problem := claude_thinking_problem(out)):
             raise _rule(problem, endpoint)
-    if family in ("claude", "gemini-2.5", "gemini-3") and "tools" in out:
+    if protocol == "chat" and family in ("claude", "gemini-2.5", "gemini-3") and "tools" in out:
         out["tools"] = _without_strict(out["tools"])
     return out
 
@@ -218,12 +218,8 @@ def _map_responses(
             "thinking budget",
             endpoint,
         )
-    if "effort" in knob and family == "claude":
-        raise _rule(
-            "Claude models on Databricks take a thinking budget, not an effort level "
-            f"({SOURCES['databricks-reasoning']}). " + _UNCHANGED_HINT,
-            endpoint,
-        )
+    # No Claude rule here: the responses protocol mostly reaches agents, whose names say
+    # nothing reliable about the model inside, and Databricks serves Claude over chat.
     if "effort" in knob:
         _check_effort_value(knob["effort"], endpoint)
     reasoning = {**passthrough, **{k: knob[k] for k in ("effort", "summary") if k in knob}}

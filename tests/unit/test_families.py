@@ -217,3 +217,10 @@ def test_model_profile(endpoint, fields, profile) -> None:
             endpoint=endpoint, host="https://example.cloud.databricks.com", token="t", **fields
         )
         assert model.profile == profile
+
+
+def test_responses_protocol_leaves_agents_alone() -> None:
+    # An agent named after its model is still an agent: effort and strict pass through.
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]
+    out = apply({"reasoning_effort": "high", "tools": tools}, "claude", "responses")
+    assert out == {"reasoning": {"effort": "high"}, "tools": tools}
