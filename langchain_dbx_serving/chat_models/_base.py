@@ -108,6 +108,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "custom_inputs": self.custom_inputs,
             "databricks_options": self._databricks_options(),
             "extra_body": self.extra_body,
+            "reasoning_effort": self.reasoning_effort,
+            "reasoning": self.reasoning,
+            "model_family": self.model_family,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:

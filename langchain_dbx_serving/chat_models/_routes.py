@@ -33,13 +33,17 @@ GATEWAY_ROOTS: dict[str, str] = {
     "ai-gateway/openai": "/ai-gateway/openai/v1",
 }
 
+_SERVING = "/serving-endpoints"
 _APP_URLS: dict[tuple[str, str], str] = {}
 _APP_LOCK = threading.Lock()
 
 
 def workspace_host(conn: DatabricksConnection) -> str:
-    """The workspace URL (``host``, else the credentials' host), without a trailing slash."""
-    host = auth.normalize_host(conn.host or conn.transport.credentials.host)
+    """The workspace URL (``host``, else a ``.../serving-endpoints`` ``base_url``'s root, else
+    the credentials' host), without a trailing slash."""
+    base = (conn.base_url or "").rstrip("/")
+    from_base = base[: -len(_SERVING)] if base.endswith(_SERVING) else None
+    host = auth.normalize_host(conn.host or from_base or conn.transport.credentials.host)
     if not host:
         raise ConfigurationError(
             "no Databricks host for an AI Gateway or App route: pass host=, set "

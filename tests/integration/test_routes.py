@@ -165,3 +165,21 @@ def test_an_explicit_previous_response_id_keeps_the_whole_input(ep) -> None:
     assert body["previous_response_id"] == "resp_abc"
     assert body["input"] == [{"role": "user", "content": "hi"}]
     assert "use_previous_response_id" not in body
+
+
+def test_gateway_route_from_a_serving_endpoints_base_url(ep) -> None:
+    queue(ep, MODEL, Reply.text("ok"))
+    llm = ChatDatabricksServing(
+        endpoint=MODEL, base_url=ep.base_url, token=ep.token, route="ai-gateway"
+    )
+    assert llm.invoke("hi").text == "ok"
+    assert ep.last_request.path == "/ai-gateway/mlflow/v1/chat/completions"
+
+
+def test_reasoning_settings_are_part_of_the_identity() -> None:
+    # LangChain's cache keys on the identifying params: different knobs, different entries.
+    a = ChatDatabricksServing(endpoint="e", host="https://h.example", token="t")
+    b = ChatDatabricksServing(
+        endpoint="e", host="https://h.example", token="t", reasoning_effort="high"
+    )
+    assert a._identifying_params != b._identifying_params
