@@ -35,6 +35,11 @@ class ChatDatabricksServing(DatabricksChatBase):
 
             for chunk in llm.stream("Tell me a story"):
                 print(chunk.text, end="")
+
+            thinker = ChatDatabricksServing(  # one reasoning knob, mapped per model family
+                endpoint="databricks-claude-sonnet-4-5", max_tokens=8192,
+                reasoning={"budget_tokens": 4096},
+            )
     """
 
     route: Literal["invocations", "chat/completions", "ai-gateway", "ai-gateway/openai"] = (

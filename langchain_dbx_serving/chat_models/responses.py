@@ -21,8 +21,8 @@ class ChatDatabricksResponses(DatabricksChatBase):
 
     Targets MLflow ``ResponsesAgent`` endpoints on Model Serving (through the OpenAI-compatible
     ``/serving-endpoints/responses`` route, or ``/{endpoint}/invocations`` with
-    ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (pass the
-    app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
+    ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (by name
+    with ``endpoint="apps/<name>"``, or the app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
     in ``response_metadata`` (and in ``on_llm_end``, the ``databricks_trace`` custom event and
     the caller's MLflow trace: see ``langchain_dbx_serving.tracing``); every output item is
     kept under ``response_metadata["output"]``.
@@ -37,7 +37,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
             reply.text, reply.response_metadata["trace_id"]
             print(get_trace(reply).tree())  # from langchain_dbx_serving import get_trace
 
-            app = ChatDatabricksResponses(endpoint="my-agent", base_url="https://my-app.databricksapps.com")
+            app = ChatDatabricksResponses(endpoint="apps/my-agent")  # an App, by name
             for chunk in app.stream("hi"):
                 print(chunk.text, end="")
     """
