@@ -22,10 +22,11 @@ class ChatDatabricksResponses(DatabricksChatBase):
     Targets MLflow ``ResponsesAgent`` endpoints on Model Serving (through the OpenAI-compatible
     ``/serving-endpoints/responses`` route, or ``/{endpoint}/invocations`` with
     ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (by name
-    with ``endpoint="apps/<name>"``, or the app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
-    in ``response_metadata`` (and in ``on_llm_end``, the ``databricks_trace`` custom event and
-    the caller's MLflow trace: see ``langchain_dbx_serving.tracing``); every output item is
-    kept under ``response_metadata["output"]``.
+    with ``endpoint="apps/<name>"``, or the app's URL as ``base_url``). ``custom_outputs``,
+    ``trace_id`` and the returned ``trace`` land in ``response_metadata`` (and in
+    ``on_llm_end``, the ``databricks_trace`` custom event and the caller's MLflow trace: see
+    ``langchain_dbx_serving.tracing``); every output item is kept under
+    ``response_metadata["output"]``.
 
     Example:
         .. code-block:: python
