@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from langchain_dbx_serving.chat_models import _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
@@ -86,6 +89,34 @@ class ChatDatabricksResponses(DatabricksChatBase):
         if self.route == "invocations":
             return f"{self._root_url()}/{endpoint}/invocations"
         return f"{self._root_url()}/responses"
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        await self._aresolve_app(kwargs)
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        await self._aresolve_app(kwargs)
+        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+            yield chunk
+
+    async def _aresolve_app(self, kwargs: Mapping[str, Any]) -> None:
+        """Look an App's URL up off the event loop (then ``_url`` finds it cached)."""
+        endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
+        app = self.app or _routes.app_name(endpoint)
+        if app:
+            await asyncio.to_thread(_routes.app_url, self, app)
 
     def _route_params(self, endpoint: str) -> dict[str, Any]:
         return {"model": endpoint} if self.route != "invocations" else {}
