@@ -11,6 +11,7 @@ The hierarchy::
     DatabricksServingError
     ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
     │   └── UnknownArgumentError     a constructor argument no field takes (also a TypeError)
+    │   └── ModelRuleError           the request breaks a rule of the model family; nothing was sent
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
@@ -54,6 +55,7 @@ __all__ = [
     "DatabricksServingError",
     "EndpointNotFoundError",
     "MalformedResponseError",
+    "ModelRuleError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseError",
@@ -122,6 +124,12 @@ class UnknownArgumentError(ConfigurationError, TypeError):
         super().__init__(message)
         self.argument = argument
         self.suggestion = suggestion
+
+
+class ModelRuleError(ConfigurationError, ValueError):
+    """The request breaks a documented rule of the model family behind the endpoint (for
+    example a Claude thinking budget not below ``max_tokens``). Raised before sending; the
+    message names the rule, its source, and what to change."""
 
 
 class TransportError(DatabricksServingError):

@@ -30,6 +30,7 @@ from langchain_dbx_serving.chat_models._tools import (
     normalize_tool_choice,
 )
 from langchain_dbx_serving.errors import StreamInterruptedError
+from langchain_dbx_serving.protocols import _families
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._propagation import with_trace_context
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -85,8 +86,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     """Whether ``invoke`` should stream under the hood (LangChain convention)."""
     stream_usage: bool = True
     """Whether streams carry ``usage_metadata`` (on their last chunk); also a call kwarg."""
+    reasoning_effort: str | None = None
+    """One reasoning knob, mapped per model family (``docs/models.md``): ``reasoning_effort``
+    for OpenAI-family and Gemini models; Claude takes ``reasoning={"budget_tokens": N}``."""
+    reasoning: dict[str, Any] | None = None
+    """``{"effort", "budget_tokens", "summary"}``, mapped per family like ``reasoning_effort``.
+    Used when a call passes neither ``reasoning`` nor ``reasoning_effort``."""
+    model_family: _families.Family | None = None
+    """Family of the served model (``claude``, ``gemini-2.5``, ``gemini-3``, ``openai``,
+    ``other``); default: from the endpoint name. ``other`` sends fields unchanged."""
 
     _protocol: ClassVar[ModuleType]
+    _protocol_kind: ClassVar[_families.Protocol] = "chat"
 
     @property
     def model(self) -> str:
@@ -114,6 +125,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "custom_inputs": self.custom_inputs,
             "databricks_options": self._databricks_options(),
             "extra_body": self.extra_body,
+            "reasoning_effort": self.reasoning_effort,
+            "reasoning": self.reasoning,
+            "model_family": self.model_family,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -132,6 +146,10 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    def _resolve_model_profile(self) -> Any:
+        """What Databricks documents about the model behind the endpoint (docs/models.md)."""
+        return _families.profile_for(self._family(self.endpoint), self.endpoint)
+
     # -- subclass hooks ---------------------------------------------------------------------------
     def _url(self, endpoint: str) -> str:
         raise NotImplementedError
@@ -142,6 +160,12 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
 
     def _headers(self, params: Mapping[str, Any]) -> dict[str, str] | None:
         return None
+
+    def _protocol_options(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any]
+    ) -> tuple[Sequence[BaseMessage], dict[str, Any]]:
+        """Protocol-specific options applied before encoding (e.g. ``previous_response_id``)."""
+        return messages, params
 
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the protocol's ``decode_reply`` and ``StreamDecoder``."""
@@ -210,6 +234,20 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             params["tool_choice"] = normalize_tool_choice(params["tool_choice"])
         return {k: v for k, v in params.items() if v is not None}
 
+    def _family_rules(self, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The reasoning knob mapped and the family's rules checked (``protocols/_families``)."""
+        if "reasoning" not in params and "reasoning_effort" not in params:
+            if self.reasoning is not None:
+                params["reasoning"] = self.reasoning
+            if self.reasoning_effort is not None:
+                params["reasoning_effort"] = self.reasoning_effort
+        return _families.apply_family_rules(
+            params, family=self._family(endpoint), protocol=self._protocol_kind, endpoint=endpoint
+        )
+
+    def _family(self, endpoint: str) -> str:
+        return self.model_family or _families.detect_family(endpoint)
+
     def _prepare(
         self,
         messages: Sequence[BaseMessage],
@@ -228,9 +266,13 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             or request.get("model")
             or self.endpoint
         )
-        params = self._params(stop, kwargs, request)
+        params = self._family_rules(endpoint, self._params(stop, kwargs, request))
+        messages, params = self._protocol_options(messages, params)
         params.update(self._route_params(endpoint))
         body = self._protocol.encode_request(messages, params, stream=stream)
+        body = _families.apply_body_rules(
+            body, family=self._family(endpoint), protocol=self._protocol_kind, endpoint=endpoint
+        )
         stream_usage = kwargs.get("stream_usage")
         propagate = kwargs.get("propagate_trace_context", self.propagate_trace_context)
         headers = with_trace_context(

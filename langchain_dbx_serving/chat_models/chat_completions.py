@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from langchain_dbx_serving._paths import endpoint_segment
+from langchain_dbx_serving.chat_models import _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
 from langchain_dbx_serving.protocols import chat_completions
 
@@ -35,11 +36,21 @@ class ChatDatabricksServing(DatabricksChatBase):
 
             for chunk in llm.stream("Tell me a story"):
                 print(chunk.text, end="")
+
+            thinker = ChatDatabricksServing(  # one reasoning knob, mapped per model family
+                endpoint="databricks-claude-sonnet-4-5", max_tokens=8192,
+                reasoning={"budget_tokens": 4096},
+            )
     """
 
-    route: Literal["invocations", "chat/completions"] = "invocations"
+    route: Literal["invocations", "chat/completions", "ai-gateway", "ai-gateway/openai"] = (
+        "invocations"
+    )
     """``invocations`` POSTs ``/serving-endpoints/{endpoint}/invocations`` (every endpoint type);
-    ``chat/completions`` uses the OpenAI-compatible ``/serving-endpoints/chat/completions``."""
+    ``chat/completions`` uses the OpenAI-compatible ``/serving-endpoints/chat/completions``;
+    ``ai-gateway`` AI Gateway's unified ``/ai-gateway/mlflow/v1/chat/completions`` and
+    ``ai-gateway/openai`` its OpenAI route ``/ai-gateway/openai/v1/chat/completions`` (the
+    endpoint is then a served model id such as ``system.ai.claude-sonnet-4-5``)."""
 
     _protocol: ClassVar[ModuleType] = chat_completions
 
@@ -48,9 +59,11 @@ class ChatDatabricksServing(DatabricksChatBase):
         return "databricks-serving-chat"
 
     def _url(self, endpoint: str) -> str:
+        if self.route in _routes.GATEWAY_ROOTS:
+            return _routes.gateway_url(self, self.route, "chat/completions")
         if self.route == "chat/completions":
             return f"{self._root_url()}/chat/completions"
         return f"{self._root_url()}/{endpoint_segment(endpoint)}/invocations"
 
     def _route_params(self, endpoint: str) -> dict[str, Any]:
-        return {"model": endpoint} if self.route == "chat/completions" else {}
+        return {"model": endpoint} if self.route != "invocations" else {}

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
 from pydantic import PrivateAttr
 
 from langchain_dbx_serving._paths import endpoint_segment
-from langchain_dbx_serving.chat_models import _background
+from langchain_dbx_serving.chat_models import _background, _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase, PreparedCall
 from langchain_dbx_serving.protocols import responses
 
@@ -31,11 +33,12 @@ class ChatDatabricksResponses(DatabricksChatBase):
 
     Targets MLflow ``ResponsesAgent`` endpoints on Model Serving (through the OpenAI-compatible
     ``/serving-endpoints/responses`` route, or ``/{endpoint}/invocations`` with
-    ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (pass the
-    app's URL as ``base_url``). ``custom_outputs``, ``trace_id`` and the returned ``trace`` land
-    in ``response_metadata`` (and in ``on_llm_end``, the ``databricks_trace`` custom event and
-    the caller's MLflow trace: see ``langchain_dbx_serving.tracing``); every output item is
-    kept under ``response_metadata["output"]``.
+    ``route="invocations"``) and agents served by MLflow's ``AgentServer`` as Apps (by name
+    with ``endpoint="apps/<name>"``, or the app's URL as ``base_url``). ``custom_outputs``,
+    ``trace_id`` and the returned ``trace`` land in ``response_metadata`` (and in
+    ``on_llm_end``, the ``databricks_trace`` custom event and the caller's MLflow trace: see
+    ``langchain_dbx_serving.tracing``); every output item is kept under
+    ``response_metadata["output"]``.
 
     Example:
         .. code-block:: python
@@ -47,7 +50,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
             reply.text, reply.response_metadata["trace_id"]
             print(get_trace(reply).tree())  # from langchain_dbx_serving import get_trace
 
-            app = ChatDatabricksResponses(endpoint="my-agent", base_url="https://my-app.databricksapps.com")
+            app = ChatDatabricksResponses(endpoint="apps/my-agent")  # an App, by name
             for chunk in app.stream("hi"):
                 print(chunk.text, end="")
 
@@ -68,9 +71,31 @@ class ChatDatabricksResponses(DatabricksChatBase):
         slow = app.bind(background=True)   # invoke() now submits and waits
     """
 
-    route: Literal["responses", "invocations"] = "responses"
+    route: Literal["responses", "invocations", "ai-gateway", "ai-gateway/openai"] = "responses"
     """``responses`` POSTs ``{base_url}/responses`` with ``"model": endpoint``; ``invocations``
-    POSTs ``{base_url}/{endpoint}/invocations``."""
+    POSTs ``{base_url}/{endpoint}/invocations``; ``ai-gateway`` AI Gateway's unified
+    ``/ai-gateway/mlflow/v1/responses`` and ``ai-gateway/openai`` its OpenAI route
+    ``/ai-gateway/openai/v1/responses``."""
+    app: str | None = None
+    """A Databricks App to call by name (``endpoint="apps/<name>"`` works too, as with the
+    official clients): its URL is looked up once with the workspace API (same credentials)
+    and cached; requests go to ``{app url}/responses`` (or ``/invocations``). Apps require
+    OAuth credentials on a real workspace."""
+
+    previous_response_id: str | None = None
+    """Continue a stored response: sent as ``previous_response_id`` (OpenAI-style responses
+    routes; MLflow's ``ResponsesAgentRequest`` has no such field and ignores it)."""
+    use_previous_response_id: bool = False
+    """Like ChatOpenAI's: send the id of the latest response in the history as
+    ``previous_response_id`` and only the messages after it."""
+    include: list[str] | None = None
+    """Extra output to include, e.g. ``["reasoning.encrypted_content"]``."""
+    store: bool | None = None
+    """Whether the service stores the response (needed for ``previous_response_id``)."""
+    truncation: str | None = None
+    """``"auto"`` or ``"disabled"``: what the service does with an input over the context."""
+    context_management: Any = None
+    """Sent as ``context_management`` (server-side context compaction settings)."""
 
     max_resumes: int = 3
     """How many times a dropped stream from a durable agent server is resumed, per call."""
@@ -80,18 +105,57 @@ class ChatDatabricksResponses(DatabricksChatBase):
 
     _protocol: ClassVar[ModuleType] = responses
     _conversation_aliases: dict[str, str] = PrivateAttr(default_factory=dict)
+    _protocol_kind: ClassVar[Literal["chat", "responses"]] = "responses"
 
     @property
     def _llm_type(self) -> str:
         return "databricks-serving-responses"
 
     def _url(self, endpoint: str) -> str:
+        app = self.app or _routes.app_name(endpoint)
+        if app:
+            root = _routes.app_url(self, app)
+            return f"{root}/invocations" if self.route == "invocations" else f"{root}/responses"
+        if self.route in _routes.GATEWAY_ROOTS:
+            return _routes.gateway_url(self, self.route, "responses")
         if self.route == "invocations":
             return f"{self._root_url()}/{endpoint_segment(endpoint)}/invocations"
         return f"{self._root_url()}/responses"
 
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        await self._aresolve_app(kwargs)
+        async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+            yield chunk
+
+    async def _aresolve_app(self, kwargs: Mapping[str, Any]) -> None:
+        """Look an App's URL up off the event loop (then ``_url`` finds it cached)."""
+        endpoint = kwargs.get("endpoint") or kwargs.get("model") or self.endpoint
+        app = self.app or _routes.app_name(endpoint)
+        if app:
+            await asyncio.to_thread(_routes.app_url, self, app)
+
     def _route_params(self, endpoint: str) -> dict[str, Any]:
-        return {"model": endpoint} if self.route == "responses" else {}
+        return {"model": endpoint} if self.route != "invocations" else {}
+
+    def _protocol_options(
+        self, messages: Sequence[BaseMessage], params: dict[str, Any]
+    ) -> tuple[Sequence[BaseMessage], dict[str, Any]]:
+        for key in _OPTIONS:
+            if key not in params and getattr(self, key) is not None:
+                params[key] = getattr(self, key)
+        use_previous = params.pop("use_previous_response_id", self.use_previous_response_id)
+        if use_previous and "previous_response_id" not in params:
+            response_id, rest = _after_last_response(messages)
+            if response_id is not None:
+                params["previous_response_id"] = response_id
+                messages = rest
+        return messages, params
 
     def _decode_options(self, params: Mapping[str, Any]) -> dict[str, Any]:
         # Only calls of tools the caller bound are tool_calls; the agent's own are server blocks.
@@ -157,6 +221,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
         run_manager: Any = None,
         **kwargs: Any,
     ) -> ChatResult:
+        await self._aresolve_app(kwargs)  # an App's URL is looked up off the event loop
         if kwargs.get("background") is True:
             return await _background.agenerate(self, messages, stop, run_manager, kwargs)
         return await super()._agenerate(messages, stop, run_manager, **kwargs)
@@ -212,3 +277,21 @@ class ChatDatabricksResponses(DatabricksChatBase):
             custom_inputs=custom_inputs,
             forward_custom_inputs=forward_custom_inputs,
         )
+
+
+_OPTIONS = ("previous_response_id", "include", "store", "truncation", "context_management")
+
+
+def _after_last_response(
+    messages: Sequence[BaseMessage],
+) -> tuple[str | None, Sequence[BaseMessage]]:
+    """The id of the latest AI message that came from a responses call (``resp_...``, as
+    ChatOpenAI checks), and the messages after it."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        response_id = (
+            message.response_metadata.get("id") if isinstance(message, AIMessage) else None
+        )
+        if isinstance(response_id, str) and response_id.startswith("resp_"):
+            return response_id, messages[index + 1 :]
+    return None, messages

@@ -61,6 +61,7 @@ class StreamDecoder:
         self._tools = _ToolCallAssembler()
         self._agent = _AgentMessages()
         self._agent_seen = False
+        self._choices_seen = False
         self._refusal = ""
         self._complete = False
         self._finished = False
@@ -113,6 +114,8 @@ class StreamDecoder:
         self._finished = True
         if self._agent_seen:
             self._meta.agent_messages = self._agent.messages
+        elif self._complete and self._choices_seen:
+            self._meta.infer_finish_reason(tool_calls=self._tools.has_calls())
         fields: dict[str, Any] = {
             "content": "",
             "response_metadata": self._meta.response_metadata(),
@@ -133,6 +136,7 @@ class StreamDecoder:
 
     def _on_completion_event(self, event: dict[str, Any], data: str) -> AIMessageChunk | None:
         completion = validate(WireCompletion, event, data)
+        self._choices_seen = self._choices_seen or bool(completion.choices)
         content: list[Piece] = []
         tool_chunks: list[ToolCallChunk] = []
         for choice in completion.choices or []:
@@ -303,6 +307,9 @@ class _ToolCallAssembler:
             if is_index(fragment.index):
                 self._by_wire_index[fragment.index] = call
         return call
+
+    def has_calls(self) -> bool:
+        return bool(self._calls)
 
     def thought_signatures(self) -> dict[str, str]:
         return {c.id: c.thought_signature for c in self._calls if c.id and c.thought_signature}

@@ -216,6 +216,9 @@ def _map_reasoning_part(part: Mapping[str, Any]) -> Piece:
             texts.append(item["text"])
         if as_str(item.get("signature")):
             extras["signature"] = item["signature"]
+        if set(item) - {"type", "text", "signature"} or item.get("type") != "summary_text":
+            # A form we do not model (e.g. redacted reasoning): kept to be echoed back verbatim.
+            extras["summary"] = list(summary)
     return Piece("reasoning", "".join(texts), extras)
 
 
@@ -383,6 +386,12 @@ class ReplyMetadata:
         reason = map_finish_reason(value)
         if reason is not None:
             self.finish_reason = reason
+
+    def infer_finish_reason(self, *, tool_calls: bool) -> None:
+        """Fill a finish reason a complete chat reply left out: AI Gateway omits it on a
+        natural stop for reasoning models (PROTOCOLS.md section 11)."""
+        if self.finish_reason is None:
+            self.finish_reason = "tool_calls" if tool_calls else "stop"
 
     def absorb_logprobs(self, value: Any) -> None:
         if isinstance(value, Mapping) and isinstance(value.get("content"), list):

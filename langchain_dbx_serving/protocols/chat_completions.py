@@ -54,6 +54,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     validate,
 )
 from langchain_dbx_serving.protocols._common import parse_event, preview
+from langchain_dbx_serving.protocols._families import drop_stale_empty_reasoning
 
 __all__ = ["StreamDecoder", "decode_reply", "encode_request"]
 
@@ -89,7 +90,9 @@ def encode_request(
     ``params`` go to the top level unchanged (extra body keys included); ``"stream": true``
     is added only when streaming, and nothing else the caller did not ask for.
     """
-    body: dict[str, Any] = {"messages": [_map_message(m) for m in messages]}
+    body: dict[str, Any] = {
+        "messages": drop_stale_empty_reasoning([_map_message(m) for m in messages])
+    }
     body.update((k, v) for k, v in params.items() if k not in ("messages", "stream"))
     if stream:
         body["stream"] = True
@@ -172,12 +175,17 @@ def _signed_reasoning_parts(content: str | list[Any]) -> list[dict[str, Any]]:
     for block in content:
         if not isinstance(block, Mapping) or block.get("type") != "reasoning":
             continue
-        extras = block.get("extras")
-        signature = extras.get("signature") if isinstance(extras, Mapping) else None
-        if isinstance(signature, str) and signature:
-            summary = {"type": "summary_text", "text": str(block.get("reasoning") or "")}
-            summary["signature"] = signature
-            parts.append({"type": "reasoning", "summary": [summary]})
+        extras = dict(block.get("extras") or {}) if isinstance(block.get("extras"), Mapping) else {}
+        signature = extras.pop("signature", None)
+        verbatim = extras.pop("summary", None)
+        if not (isinstance(signature, str) and signature) and not isinstance(verbatim, list):
+            continue
+        if isinstance(verbatim, list):  # a form we do not model: echoed as received
+            summary = verbatim
+        else:
+            item = {"type": "summary_text", "text": str(block.get("reasoning") or "")}
+            summary = [{**item, "signature": signature}]
+        parts.append({"type": "reasoning", "summary": summary, **extras})
     return parts
 
 
@@ -301,6 +309,7 @@ def _decode_completion(body: Mapping[str, Any]) -> ChatResult:
         meta.absorb_custom_outputs(choice.custom_outputs)
         message = choice.message or choice.delta or WireMessage()
         meta.absorb_custom_outputs(message.custom_outputs)
+        meta.infer_finish_reason(tool_calls=bool(message.tool_calls))
         generations.append(ChatGeneration(message=_map_reply_message(message, meta)))
     return ChatResult(generations=generations, llm_output=_reply_metadata(body).llm_output())
 

@@ -5,7 +5,10 @@ Routes (PROTOCOLS.md section 1): ``POST /serving-endpoints/chat/completions`` an
 ``POST /serving-endpoints/{name}/invocations`` (shape chosen by the body),
 ``POST /serving-endpoints/embeddings`` (and ``{"input": [texts]}`` on invocations), and MLflow
 AgentServer's ``POST /invocations``, ``POST /responses``, ``GET /health`` and
-``GET /agent/info`` at the root.
+``GET /agent/info`` at the root. AI Gateway's ``POST /ai-gateway/mlflow/v1/chat/completions``
+and ``.../responses`` (and the same under ``/ai-gateway/openai/v1``) work like the
+OpenAI-compatible routes, and ``GET /api/2.0/apps/{root}`` answers the URL of the agent served
+at the root, as the workspace Apps API does for an App.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from langchain_dbx_serving.testing import _inbound as inbound
+from langchain_dbx_serving.testing._family_rules import FamilyRules
 from langchain_dbx_serving.testing._trace import TraceFacts, TraceRecorder, new_trace_id
 from langchain_dbx_serving.testing._wire import (
     Aggregate,
@@ -244,6 +248,7 @@ class ServingApp:
         self.root = root
         self.faults = faults if faults is not None else FaultPlan()
         self.requests: list[RecordedRequest] = []
+        self.family_rules = FamilyRules()
         self._lock = threading.Lock()
         routes = [
             Route("/serving-endpoints/chat/completions", self._chat_route, methods=["POST"]),
@@ -252,6 +257,15 @@ class ServingApp:
             Route(
                 "/serving-endpoints/{name}/invocations", self._invocations_route, methods=["POST"]
             ),
+            *(
+                Route(f"/ai-gateway/{api}/v1/{path}", handler, methods=["POST"])
+                for api in ("mlflow", "openai")
+                for path, handler in (
+                    ("chat/completions", self._chat_route),
+                    ("responses", self._responses_route),
+                )
+            ),
+            Route("/api/2.0/apps/{name}", self._app_lookup, methods=["GET"]),
             Route("/invocations", self._root_invocations, methods=["POST"]),
             Route("/responses", self._root_responses, methods=["POST"]),
             Route("/health", self._health, methods=["GET"]),
@@ -281,6 +295,20 @@ class ServingApp:
 
     async def _root_responses(self, request: Request) -> Response:
         return await self._handle(request, route_shape=inbound.RESPONSES, root=True)
+
+    async def _app_lookup(self, request: Request) -> Response:
+        """The workspace Apps API: the agent served at the root is the App named ``root``."""
+        self._record(request, b"")
+        try:
+            self._check_auth(request)
+        except inbound.RequestRejected as exc:
+            return error_response(exc.reply, str(uuid.uuid4()))
+        name = request.path_params["name"]
+        if name != self.root:
+            message = f"App with name {name} does not exist or is deleted."
+            reply = ErrorReply(404, "RESOURCE_DOES_NOT_EXIST", message)
+            return error_response(reply, str(uuid.uuid4()))
+        return JSONResponse({"name": name, "url": str(request.base_url).rstrip("/")})
 
     async def _health(self, request: Request) -> Response:
         return JSONResponse({"status": "healthy"})
@@ -371,6 +399,8 @@ class ServingApp:
                 return await self._embed(name, backend, texts, request_id)
             shape = inbound.detect_shape(body, route_shape=route_shape, chat_agent=chat_agent)
             inbound.validate(shape, body)
+            if shape != inbound.CHAT_AGENT and (broken := self.family_rules.check(name, body)):
+                raise inbound.RequestRejected(broken)
         except inbound.RequestRejected as exc:
             detail = root and exc.reply.status == 400
             return error_response(exc.reply, request_id, detail_style=detail)
@@ -408,6 +438,7 @@ class ServingApp:
             return await self.long_running.submit(exchange, backend, backend_request)
         try:
             result = await run_in_threadpool(recorder.call, backend.respond, backend_request)
+            result = self.family_rules.observe(result)
         except Exception as exc:  # a backend bug: answer as a failing model server would
             return error_response(_backend_failure(name, exc), request_id)
         return await self._answer(exchange, result, backend_request.stream)

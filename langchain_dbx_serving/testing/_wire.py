@@ -67,6 +67,7 @@ class Aggregate:
         self.reasoning: list[str] = []
         self.signature: str | None = None
         self.calls: dict[int, list[str]] = {}
+        self.thought_signatures: dict[int, str] = {}
         self.steps: list[ToolStep] = []
         self.meta = Reply()
 
@@ -82,6 +83,8 @@ class Aggregate:
             call[0] = call[0] or piece.id or ""
             call[1] = call[1] or piece.name or ""
             call[2] += piece.arguments
+            if piece.thought_signature:
+                self.thought_signatures[piece.index] = piece.thought_signature
 
     def add_meta(self, reply: Reply) -> None:
         meta = self.meta
@@ -102,7 +105,10 @@ class Aggregate:
 
     def reply(self) -> Reply:
         meta = self.meta
-        calls = tuple(ToolCall(name, args, call_id) for call_id, name, args in self.calls.values())
+        calls = tuple(
+            ToolCall(name, args, call_id, self.thought_signatures.get(index))
+            for index, (call_id, name, args) in self.calls.items()
+        )
         return Reply(
             content=tuple(self.content),
             reasoning=tuple(self.reasoning),
@@ -119,9 +125,7 @@ class Aggregate:
 
 def with_ids(reply: Reply) -> Reply:
     """The reply with generated ids on tool calls and steps that have none."""
-    calls = tuple(
-        c if c.id else ToolCall(c.name, c.arguments, new_id("call_")) for c in reply.tool_calls
-    )
+    calls = tuple(c if c.id else replace(c, id=new_id("call_")) for c in reply.tool_calls)
     steps = tuple(
         s if s.id else ToolStep(s.name, s.arguments, s.output, new_id("call_")) for s in reply.steps
     )
@@ -180,11 +184,19 @@ def _reasoning_part(text: str, signature: str | None = None) -> dict[str, Any]:
 
 def _wire_call(call: ToolCall, quirks: Quirks) -> dict[str, Any]:
     arguments = call.arguments_json(empty_for_no_args=quirks.empty_arguments_for_no_args)
-    return {
+    wire: dict[str, Any] = {
         "id": call.id,
         "type": "function",
         "function": {"name": call.name, "arguments": arguments},
     }
+    if call.thought_signature:
+        wire["thought_signature"] = call.thought_signature
+    return wire
+
+
+def _chat_finish_reason(reply: Reply) -> str | None:
+    reason = reply.effective_finish_reason
+    return None if reason == "stop" and reply.quirks.no_finish_reason_on_stop else reason
 
 
 def chat_completion_body(reply: Reply, ctx: WireContext) -> dict[str, Any]:
@@ -203,9 +215,7 @@ def chat_completion_body(reply: Reply, ctx: WireContext) -> dict[str, Any]:
         "object": "chat.completion",
         "created": ctx.created,
         "model": ctx.model_name,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": reply.effective_finish_reason}
-        ],
+        "choices": [{"index": 0, "message": message, "finish_reason": _chat_finish_reason(reply)}],
     }
     if reply.usage:
         body["usage"] = chat_usage(reply.usage)
@@ -252,6 +262,8 @@ class ChatCompletionStream:
         if piece.id or piece.name:
             fragment.update(id=piece.id, type="function")
             fragment["function"] = {"name": piece.name, "arguments": piece.arguments}
+            if piece.thought_signature:
+                fragment["thought_signature"] = piece.thought_signature
         else:
             fragment["function"] = {"arguments": piece.arguments}
         return fragment
@@ -272,7 +284,7 @@ class ChatCompletionStream:
         out = self._open()
         quirks = self.ctx.quirks
         last = self._chunk(
-            {"content": ""} if quirks.role_on_every_delta else {}, final.effective_finish_reason
+            {"content": ""} if quirks.role_on_every_delta else {}, _chat_finish_reason(final)
         )
         out.append(last)
         if final.usage and quirks.usage_in_empty_choices_chunk:

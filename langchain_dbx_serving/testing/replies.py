@@ -121,11 +121,14 @@ class ToolCall:
     Example::
 
         ToolCall("get_weather", {"city": "Paris"}, id="call_1")
+        ToolCall("now", id="call_2", thought_signature="sig-1")  # Gemini's, echoed back
+
     """
 
     name: str
     arguments: Mapping[str, Any] | str = field(default_factory=dict)
     id: str | None = None
+    thought_signature: str | None = None
 
     def arguments_json(self, *, empty_for_no_args: bool = False) -> str:
         """The arguments as the wire's JSON string (``""`` for none when the quirk asks)."""
@@ -169,6 +172,7 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+    thought_signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +222,8 @@ class Quirks:
     """Responses streams: every event carries a top-level ``id`` (the request id)."""
     json_for_stream: bool = False
     """Answer a ``stream: true`` request with a whole JSON body instead of SSE."""
+    no_finish_reason_on_stop: bool = False
+    """Chat replies: ``finish_reason`` null on a natural stop (AI Gateway, reasoning models)."""
 
     @classmethod
     def databricks_claude(cls) -> Quirks:
@@ -345,7 +351,8 @@ class Reply:
         out += [Delta(text=piece) for piece in self.content]
         empty = self.quirks.empty_arguments_for_no_args
         for index, call in enumerate(self.tool_calls):
-            out.append(Delta(tool_call=ToolCallDelta(index, call.id, call.name, "")))
+            first = ToolCallDelta(index, call.id, call.name, "", call.thought_signature)
+            out.append(Delta(tool_call=first))
             args = call.arguments_json(empty_for_no_args=empty)
             out += [
                 Delta(tool_call=ToolCallDelta(index, arguments=args[i : i + 12]))
@@ -507,7 +514,9 @@ class FaultPlan:
 
 
 def _tool_call_from_dict(spec: Mapping[str, Any]) -> ToolCall:
-    return ToolCall(spec["name"], spec.get("arguments") or {}, spec.get("id"))
+    return ToolCall(
+        spec["name"], spec.get("arguments") or {}, spec.get("id"), spec.get("thought_signature")
+    )
 
 
 def reply_from_dict(spec: Mapping[str, Any] | str) -> Reply | ErrorReply:

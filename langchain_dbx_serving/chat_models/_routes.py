@@ -1,0 +1,121 @@
+"""Where a chat class sends its requests: serving-endpoint routes, AI Gateway, Apps by name.
+
+Routes (PROTOCOLS.md sections 1 and 11; databricks-openai's ``_resolve_base_url``):
+
+- ``invocations``: ``{host}/serving-endpoints/{endpoint}/invocations``;
+- ``chat/completions`` / ``responses``: ``{host}/serving-endpoints/...`` with ``"model"``;
+- ``ai-gateway``: AI Gateway's unified routes ``{host}/ai-gateway/mlflow/v1/chat/completions``
+  and ``.../responses``, ``"model"`` being a served model id such as
+  ``system.ai.claude-sonnet-4-5``;
+- ``ai-gateway/openai``: the provider-native OpenAI route ``{host}/ai-gateway/openai/v1/...``.
+
+An App addressed by name is looked up once per host and name with the workspace API
+(``GET /api/2.0/apps/{name}``, its ``url``), with the same credentials, and cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from langchain_dbx_serving import auth
+from langchain_dbx_serving.errors import ConfigurationError, status_error_class
+from langchain_dbx_serving.transport._errors import before_reply_error
+
+if TYPE_CHECKING:
+    from langchain_dbx_serving._connection import DatabricksConnection
+
+GatewayRoute = Literal["ai-gateway", "ai-gateway/openai"]
+GATEWAY_ROOTS: dict[str, str] = {
+    "ai-gateway": "/ai-gateway/mlflow/v1",
+    "ai-gateway/openai": "/ai-gateway/openai/v1",
+}
+
+_SERVING = "/serving-endpoints"
+_APP_URLS: dict[tuple[str, str], str] = {}
+_APP_LOCK = threading.Lock()
+
+
+def workspace_host(conn: DatabricksConnection) -> str:
+    """The workspace URL (``host``, else a ``.../serving-endpoints`` ``base_url``'s root, else
+    the credentials' host), without a trailing slash."""
+    base = (conn.base_url or "").rstrip("/")
+    from_base = base[: -len(_SERVING)] if base.endswith(_SERVING) else None
+    host = auth.normalize_host(conn.host or from_base or conn.transport.credentials.host)
+    if not host:
+        raise ConfigurationError(
+            "no Databricks host for an AI Gateway or App route: pass host=, set "
+            "DATABRICKS_HOST, or configure a profile in ~/.databrickscfg"
+        )
+    return host
+
+
+def gateway_url(conn: DatabricksConnection, route: str, path: str) -> str:
+    """``{host}/ai-gateway/<api>/v1/<path>`` for a gateway route."""
+    return f"{workspace_host(conn)}{GATEWAY_ROOTS[route]}/{path}"
+
+
+def app_name(endpoint: str) -> str | None:
+    """``name`` for an ``apps/<name>`` endpoint (the official clients' convention), else None.
+
+    >>> app_name("apps/my-agent"), app_name("my-agent")
+    ('my-agent', None)
+    """
+    prefix = "apps/"
+    if endpoint.startswith(prefix) and len(endpoint) > len(prefix):
+        return endpoint[len(prefix) :]
+    return None
+
+
+def app_url(conn: DatabricksConnection, name: str) -> str:
+    """The URL of the Databricks App ``name``, resolved once per workspace and cached.
+
+    Raises :class:`EndpointNotFoundError` when the workspace has no such App (or it is not
+    visible to these credentials) and :class:`ConfigurationError` when it has no URL yet.
+    """
+    host = workspace_host(conn)
+    with _APP_LOCK:
+        cached = _APP_URLS.get((host, name))
+    if cached:
+        return cached
+    info = _get_app(conn, f"{host}/api/2.0/apps/{name}", name)
+    url = info.get("url") if isinstance(info, dict) else None
+    if not isinstance(url, str) or not url:
+        raise ConfigurationError(
+            f"Databricks App '{name}' has no URL yet: check that it is deployed and running",
+            endpoint=name,
+        )
+    url = url.rstrip("/")
+    with _APP_LOCK:
+        _APP_URLS[(host, name)] = url
+    return url
+
+
+def _get_app(conn: DatabricksConnection, url: str, name: str) -> Any:
+    transport = conn.transport
+    # The transport's one place for credentials; a GET has no body to retry or stream.
+    headers = transport._headers(url, None)
+    try:
+        response = transport._sync_client().get(url, headers=headers)
+    except httpx.HTTPError as exc:
+        raise before_reply_error(exc, url=url, endpoint=name, retries=0) from exc
+    finally:
+        del headers
+    if response.status_code >= 400:
+        cls = status_error_class(response.status_code)
+        raise cls(
+            f"looking up Databricks App '{name}' failed with HTTP {response.status_code}: "
+            "check the App's name and that your credentials can see it (CAN_USE)",
+            status_code=response.status_code,
+            endpoint=name,
+            request_id=response.headers.get("x-request-id"),
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise ConfigurationError(
+            f"looking up Databricks App '{name}' returned a body that is not JSON",
+            endpoint=name,
+        ) from None
