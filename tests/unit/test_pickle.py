@@ -2,8 +2,8 @@
 
 A pickled object carries its settings and an explicit token (an executor needs them to call the
 endpoint; credentials from the environment, a profile or the SDK are resolved again, see
-tests/security/test_pickling.py) but no HTTP client, connection pool, lock or event-loop state: the copy builds its own clients
-on first use and answers like the original.
+tests/security/test_pickling.py) but no HTTP client, connection pool, lock or event-loop state:
+the copy builds its own clients on first use and answers like the original.
 """
 
 from __future__ import annotations
