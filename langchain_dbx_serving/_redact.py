@@ -374,12 +374,15 @@ def clears_frames(func: _F) -> _F:
 
         @functools.wraps(func)
         async def agen(*args: Any, **kwargs: Any) -> Any:
+            inner = func(*args, **kwargs)
             try:
-                async for item in func(*args, **kwargs):
+                async for item in inner:
                     yield item
             except DatabricksServingError as exc:
                 _cleared(exc)
                 raise
+            finally:  # a caller that stops early closes the inner stream now, not at GC
+                await inner.aclose()
 
         return agen  # type: ignore[return-value]
     if inspect.isgeneratorfunction(func):
