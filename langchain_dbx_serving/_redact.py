@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import html
 import inspect
@@ -375,15 +374,15 @@ def clears_frames(func: _F) -> _F:
 
         @functools.wraps(func)
         async def agen(*args: Any, **kwargs: Any) -> Any:
-            # aclosing: a consumer that stops early closes the wrapped generator now (its
-            # runs end and its connection is released), as `yield from` does for sync ones.
+            inner = func(*args, **kwargs)
             try:
-                async with contextlib.aclosing(func(*args, **kwargs)) as inner:
-                    async for item in inner:
-                        yield item
+                async for item in inner:
+                    yield item
             except DatabricksServingError as exc:
                 _cleared(exc)
                 raise
+            finally:  # a caller that stops early closes the inner stream now, not at GC
+                await inner.aclose()
 
         return agen  # type: ignore[return-value]
     if inspect.isgeneratorfunction(func):

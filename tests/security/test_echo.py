@@ -116,3 +116,34 @@ def test_a_token_never_sent_is_still_masked_by_its_shape(server: RawServer) -> N
     llm = ChatDatabricksServing(endpoint="ep", host=server.url, token=dapi(), max_retries=0)
     err = failure(lambda: llm.invoke("hi"))
     assert_absent([other, jwt], every_rendering(err))
+
+
+@pytest.mark.parametrize("sink", list(SINKS))
+async def test_async_calls_mask_every_sink(server: RawServer, sink: str) -> None:
+    token = dapi()
+    server.handler = echo_handler("json \\u mixed", sink)
+    server.requests.clear()
+    chat = ChatDatabricksServing(endpoint="ep", host=server.url, token=token, max_retries=0)
+    agent = AgentEndpoint("ep", host=server.url, token=token, max_retries=0)
+    errors = [
+        await afailure(lambda: chat.ainvoke("hi")),
+        await afailure(lambda: _drain(chat.astream("hi"))),
+        await afailure(lambda: agent.ainvoke("hi")),
+        await afailure(lambda: _drain(agent.astream("hi"))),
+    ]
+    assert len(server.requests) == 4
+    forms = leaked_forms(token, "json \\u mixed")
+    assert_absent(forms, *(every_rendering(e) for e in errors))
+
+
+async def afailure(call: Callable[[], Any]) -> DatabricksServingError:
+    """Await ``call()`` in a frame holding no secret; return the error it raised."""
+    try:
+        await call()
+    except DatabricksServingError as exc:
+        return exc
+    raise AssertionError("the call did not fail")
+
+
+async def _drain(stream: Any) -> list[Any]:
+    return [item async for item in stream]
