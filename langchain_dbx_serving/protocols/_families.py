@@ -75,6 +75,14 @@ SOURCES = {
         "https://learn.microsoft.com/en-au/azure/databricks/machine-learning/model-serving/"
         "query-anthropic-messages"
     ),
+    "databricks-function-calling": (
+        "https://learn.microsoft.com/zh-cn/azure/databricks/machine-learning/model-serving/"
+        "function-calling"
+    ),
+    "databricks-supported-models": (
+        "https://learn.microsoft.com/azure/databricks/machine-learning/foundation-model-apis/"
+        "supported-models"
+    ),
 }
 """Where each rule comes from; error messages cite these."""
 
