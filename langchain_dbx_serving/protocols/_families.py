@@ -150,6 +150,13 @@ def apply_family_rules(
         _map_chat(out, knob, family, endpoint)
         if family == "claude" and (problem := claude_thinking_problem(out)):
             raise _rule(problem, endpoint)
+        if family == "claude" and "response_format" in out and rejects_response_format(endpoint):
+            raise _rule(
+                "response_format (structured outputs) is refused by this Claude model with "
+                "HTTP 400: use with_structured_output(method='function_calling'), its default "
+                f"here, or bind tools ({SOURCES['databricks-anthropic-messages']})",
+                endpoint,
+            )
     if protocol == "chat" and family in ("claude", "gemini-2.5", "gemini-3") and "tools" in out:
         out["tools"] = _without_strict(out["tools"])
     return out
@@ -349,9 +356,14 @@ _MODEL_FACTS: tuple[tuple[re.Pattern[str], dict[str, Any]], ...] = (
 
 
 def rejects_response_format(endpoint: str) -> bool:
-    """Whether the Claude model behind ``endpoint`` answers ``response_format`` with a 400
-    (databricks-anthropic-messages: use function calling instead)."""
-    return bool(_NO_RESPONSE_FORMAT.search(endpoint.lower()))
+    """Whether the Foundation Model API Claude model behind ``endpoint`` answers
+    ``response_format`` with a 400 (databricks-anthropic-messages: use function calling).
+
+    >>> rejects_response_format("databricks-claude-opus-5-5"), rejects_response_format("my-ep")
+    (True, False)
+    """
+    name = endpoint.lower()
+    return bool(_FMAPI_NAME.match(name) and _NO_RESPONSE_FORMAT.search(name))
 
 
 def profile_for(family: str, endpoint: str, protocol: Protocol = "chat") -> dict[str, Any] | None:

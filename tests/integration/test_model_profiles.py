@@ -1,17 +1,24 @@
 """Model profiles over loopback: ``with_structured_output`` and ``create_agent`` pick native
 structured output (``response_format``) where Databricks documents it, function calling
-elsewhere, and the local endpoint refuses ``response_format`` where the real service does."""
+elsewhere; ``response_format`` where the real service refuses it raises before sending, and
+the local endpoint refuses it too."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel
 
-from langchain_dbx_serving import BadRequestError, ChatDatabricksResponses, ChatDatabricksServing
+from langchain_dbx_serving import (
+    BadRequestError,
+    ChatDatabricksResponses,
+    ChatDatabricksServing,
+    ModelRuleError,
+)
 from langchain_dbx_serving.testing import LocalEndpoint, Reply, ScriptedBackend
 
 GPT5 = "databricks-gpt-5"
@@ -107,15 +114,39 @@ async def test_other_models_get_function_calling(ep, endpoint, mode) -> None:
     assert body["tool_choice"] == {"type": "function", "function": {"name": "Weather"}}
 
 
-def test_claude_5_5_refuses_response_format_on_the_local_endpoint(ep) -> None:
-    # The real service answers response_format on these Claude models with a 400; the local
-    # endpoint does too, so the profile's "no" is what keeps the default call working.
+@pytest.mark.parametrize("mode", MODES)
+async def test_response_format_on_claude_5_5_raises_before_sending(ep, mode) -> None:
+    # Documented: these Claude models answer response_format with a 400. The profile's "no"
+    # keeps the default call on function calling; asking for json_schema anyway is refused
+    # here, with the rule and its source, and nothing reaches the endpoint.
     llm = chat(ep, CLAUDE55)
     assert llm.profile is not None and llm.profile["structured_output"] is False
-    with pytest.raises(BadRequestError) as caught:
-        llm.with_structured_output(Weather, method="json_schema").invoke("weather?")
-    assert "response_format is not supported" in str(caught.value)
-    assert caught.value.status_code == 400
+    with pytest.raises(ModelRuleError) as caught:
+        await run(llm.with_structured_output(Weather, method="json_schema"), mode)
+    assert "response_format" in str(caught.value) and "function_calling" in str(caught.value)
+    assert "query-anthropic-messages" in str(caught.value)
+    assert ep.requests == []
+    # model_family="other" turns the client's checks off: the request goes as written, and
+    # the endpoint (like the real service) answers it with the 400 the check saved.
+    other = chat(ep, CLAUDE55, model_family="other")
+    with pytest.raises(BadRequestError, match="response_format is not supported"):
+        other.with_structured_output(Weather, method="json_schema").invoke("w")
+    assert len(ep.requests) == 1
+
+
+def test_the_local_endpoint_refuses_response_format_on_claude_5_5(ep) -> None:
+    body = {
+        "messages": [{"role": "user", "content": "w"}],
+        "response_format": {"type": "json_object"},
+    }
+    headers = {"Authorization": f"Bearer {ep.token}"}
+    reply = httpx.post(ep.invocations_url(CLAUDE55), json=body, headers=headers)
+    assert reply.status_code == 400
+    assert reply.json()["error_code"] == "BAD_REQUEST"
+    assert "response_format is not supported" in reply.json()["message"]
+    # The same body is fine on a Claude model that takes structured outputs.
+    queue(ep, CLAUDE, Reply.text("{}"))
+    assert httpx.post(ep.invocations_url(CLAUDE), json=body, headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -293,3 +293,22 @@ def test_responses_protocol_leaves_agents_alone() -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]
     out = apply({"reasoning_effort": "high", "tools": tools}, "claude", "responses")
     assert out == {"reasoning": {"effort": "high"}, "tools": tools}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("databricks-claude-sonnet-5-5", True),
+        ("system.ai.claude-haiku-5-5", True),
+        ("databricks-claude-fable-5-1", True),
+        ("databricks-claude-sonnet-4-5", False),
+        ("my-claude-sonnet-5-5", False),  # not a Foundation Model API name: not documented
+    ],
+)
+def test_response_format_on_claude_models_that_refuse_it(endpoint, refused) -> None:
+    params = {"response_format": {"type": "json_object"}}
+    if not refused:
+        assert apply_family_rules(params, family="claude", protocol="chat", endpoint=endpoint)
+        return
+    with pytest.raises(ModelRuleError, match=r"response_format .* refused .*HTTP 400"):
+        apply_family_rules(params, family="claude", protocol="chat", endpoint=endpoint)
