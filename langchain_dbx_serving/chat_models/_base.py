@@ -148,7 +148,9 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
 
     def _resolve_model_profile(self) -> Any:
         """What Databricks documents about the model behind the endpoint (docs/models.md)."""
-        return _families.profile_for(self._family(self.endpoint), self.endpoint)
+        return _families.profile_for(
+            self._family(self.endpoint), self.endpoint, self._protocol_kind
+        )
 
     # -- subclass hooks ---------------------------------------------------------------------------
     def _url(self, endpoint: str) -> str:
@@ -450,7 +452,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: _structured.Method = "function_calling",
+        method: _structured.Method | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
@@ -458,13 +460,15 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         """Return a runnable whose output matches ``schema``.
 
         ``method``: ``"function_calling"`` (a forced tool call), ``"json_schema"``
-        (``response_format`` with the schema) or ``"json_mode"`` (``{"type": "json_object"}``).
+        (``response_format`` with the schema) or ``"json_mode"`` (``{"type": "json_object"}``);
+        by default ``"json_schema"`` when ``model.profile`` says the model supports native
+        structured output, else ``"function_calling"`` (``docs/models.md``).
         With ``include_raw=True`` the output is ``{"raw", "parsed", "parsing_error"}``.
         """
         return _structured.build(
             self,
             schema,
-            method=method,
+            method=method or _structured.default_method(self.profile),
             include_raw=include_raw,
             strict=strict,
             endpoint=self.endpoint,

@@ -9,6 +9,10 @@ Routes (PROTOCOLS.md sections 1 and 11; databricks-openai's ``_resolve_base_url`
   ``system.ai.claude-sonnet-4-5``;
 - ``ai-gateway/openai``: the provider-native OpenAI route ``{host}/ai-gateway/openai/v1/...``.
 
+AI Gateway's other provider-native routes (``/ai-gateway/anthropic``, ``/ai-gateway/gemini``)
+speak the providers' own protocols (Anthropic Messages, Gemini), which this package does not
+encode; asking for one raises :class:`ConfigurationError` (:func:`check_route`).
+
 An App addressed by name is looked up once per host and name with the workspace API
 (``GET /api/2.0/apps/{name}``, its ``url``), with the same credentials, and cached.
 """
@@ -33,6 +37,12 @@ GATEWAY_ROOTS: dict[str, str] = {
     "ai-gateway/openai": "/ai-gateway/openai/v1",
 }
 
+# Routes no chat class serves, and what to use instead (see check_route).
+_NATIVE_ROUTES = {
+    "ai-gateway/anthropic": "the Anthropic Messages protocol",
+    "ai-gateway/gemini": "the Gemini protocol",
+}
+
 _SERVING = "/serving-endpoints"
 _APP_URLS: dict[tuple[str, str], str] = {}
 _APP_LOCK = threading.Lock()
@@ -50,6 +60,28 @@ def workspace_host(conn: DatabricksConnection) -> str:
             "DATABRICKS_HOST, or configure a profile in ~/.databrickscfg"
         )
     return host
+
+
+def check_route(value: Any, supported: tuple[str, ...], owner: str) -> str:
+    """``value`` when it is one of ``supported``, else a :class:`ConfigurationError` that
+    names the supported routes (and, for a provider-native gateway route, why it is not one).
+
+    >>> check_route("ai-gateway", ("invocations", "ai-gateway"), "ChatDatabricksServing")
+    'ai-gateway'
+    """
+    if isinstance(value, str) and value in supported:
+        return value
+    choices = ", ".join(repr(r) for r in supported)
+    key = value.strip("/").lower() if isinstance(value, str) else None
+    why = ""
+    if key in _NATIVE_ROUTES:
+        why = (
+            f" {value!r} is AI Gateway's provider-native route and speaks "
+            f"{_NATIVE_ROUTES[key]}, which this package does not encode: use "
+            "route='ai-gateway' (the unified route serves the same models, e.g. "
+            "endpoint='system.ai.claude-sonnet-4-5')."
+        )
+    raise ConfigurationError(f"{owner} has no route {value!r}: use one of {choices}.{why}")
 
 
 def gateway_url(conn: DatabricksConnection, route: str, path: str) -> str:

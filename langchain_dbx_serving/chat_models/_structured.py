@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 Method = Literal["function_calling", "json_schema", "json_mode"]
+
+
+def default_method(profile: Any) -> Method:
+    """``json_schema`` when ``profile`` (``model.profile``) says the model supports native
+    structured output, else ``function_calling``, which every tool-calling model follows.
+
+    >>> default_method({"structured_output": True}), default_method(None)
+    ('json_schema', 'function_calling')
+    """
+    if isinstance(profile, Mapping) and profile.get("structured_output") is True:
+        return "json_schema"
+    return "function_calling"
 
 
 def build(

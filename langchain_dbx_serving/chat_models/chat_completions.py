@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import field_validator
 
 from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models import _routes
@@ -51,6 +53,13 @@ class ChatDatabricksServing(DatabricksChatBase):
     ``ai-gateway`` AI Gateway's unified ``/ai-gateway/mlflow/v1/chat/completions`` and
     ``ai-gateway/openai`` its OpenAI route ``/ai-gateway/openai/v1/chat/completions`` (the
     endpoint is then a served model id such as ``system.ai.claude-sonnet-4-5``)."""
+
+    @field_validator("route", mode="before")
+    @classmethod
+    def _known_route(cls, value: Any) -> str:
+        """A route this class serves, else a ConfigurationError naming those it does."""
+        supported = get_args(cls.model_fields["route"].annotation)
+        return _routes.check_route(value, supported, cls.__name__)
 
     _protocol: ClassVar[ModuleType] = chat_completions
 

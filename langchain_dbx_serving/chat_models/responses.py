@@ -6,14 +6,14 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.tools import BaseTool
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, field_validator
 
 from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models import _background, _routes
@@ -96,6 +96,13 @@ class ChatDatabricksResponses(DatabricksChatBase):
     """``"auto"`` or ``"disabled"``: what the service does with an input over the context."""
     context_management: Any = None
     """Sent as ``context_management`` (server-side context compaction settings)."""
+
+    @field_validator("route", mode="before")
+    @classmethod
+    def _known_route(cls, value: Any) -> str:
+        """A route this class serves, else a ConfigurationError naming those it does."""
+        supported = get_args(cls.model_fields["route"].annotation)
+        return _routes.check_route(value, supported, cls.__name__)
 
     max_resumes: int = 3
     """How many times a dropped stream from a durable agent server is resumed, per call."""

@@ -46,6 +46,7 @@ __all__ = [
     "normalize_item_ids",
     "open_tool_cycle",
     "profile_for",
+    "rejects_response_format",
     "rejects_parallel_tool_calls",
     "split_parallel_tool_calls",
 ]
@@ -67,6 +68,21 @@ SOURCES = {
         "(_should_strip_strict)"
     ),
     "gemini-thought-signatures": "https://ai.google.dev/gemini-api/docs/thought-signatures",
+    "databricks-structured-outputs": (
+        "https://docs.databricks.com/aws/en/machine-learning/model-serving/structured-outputs"
+    ),
+    "databricks-anthropic-messages": (
+        "https://learn.microsoft.com/en-au/azure/databricks/machine-learning/model-serving/"
+        "query-anthropic-messages"
+    ),
+    "databricks-function-calling": (
+        "https://learn.microsoft.com/zh-cn/azure/databricks/machine-learning/model-serving/"
+        "function-calling"
+    ),
+    "databricks-supported-models": (
+        "https://learn.microsoft.com/azure/databricks/machine-learning/foundation-model-apis/"
+        "supported-models"
+    ),
 }
 """Where each rule comes from; error messages cite these."""
 
@@ -134,6 +150,13 @@ def apply_family_rules(
         _map_chat(out, knob, family, endpoint)
         if family == "claude" and (problem := claude_thinking_problem(out)):
             raise _rule(problem, endpoint)
+        if family == "claude" and "response_format" in out and rejects_response_format(endpoint):
+            raise _rule(
+                "response_format (structured outputs) is refused by this Claude model with "
+                "HTTP 400: use with_structured_output(method='function_calling'), its default "
+                f"here, or bind tools ({SOURCES['databricks-anthropic-messages']})",
+                endpoint,
+            )
     if protocol == "chat" and family in ("claude", "gemini-2.5", "gemini-3") and "tools" in out:
         out["tools"] = _without_strict(out["tools"])
     return out
@@ -305,34 +328,77 @@ def _sampling_problem(params: Mapping[str, Any]) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Model profiles (langchain-core ``BaseChatModel.profile``)
 
-# Only what Databricks documents (databricks-reasoning): reasoning returned as content parts
-# (Claude hybrid reasoning), and reasoning_effort levels and defaults. Context sizes,
-# modalities and structured-output support are not stated per model on a page we could cite,
-# so they are left out rather than guessed.
+# Only what Databricks documents; each fact's source is in docs/models.md ("Model profiles").
+# Reasoning (databricks-reasoning): reasoning returned as content parts (Claude), effort
+# levels and defaults. Unknown facts are left out rather than guessed.
 _GPT_OSS_PROFILE: dict[str, Any] = {
     "reasoning_effort_levels": list(_GPT_OSS_EFFORTS),
     "reasoning_effort_default": "medium",
 }
 
+# Foundation Model API model names: pay-per-token endpoints and AI Gateway model services.
+_FMAPI_NAME = re.compile(r"^(databricks-|system\.ai\.)")
+# Structured outputs (response_format) work with Foundation Model API chat models
+# (databricks-structured-outputs), except these Claude models, which answer it with a 400
+# (databricks-anthropic-messages).
+_NO_RESPONSE_FORMAT = re.compile(r"claude-(?:(?:opus|sonnet|haiku)-5-5|fable-5-1)(?![-.]?[0-9])")
+# Rows of Databricks' function-calling table we could read (databricks-function-calling).
+_TOOL_CALLING = re.compile(r"claude-(?:sonnet|haiku)-4-5$|gpt-oss-20b$|qwen3-next-80b")
+# Per-model facts of Databricks' supported-models page (databricks-supported-models).
+_MODEL_FACTS: tuple[tuple[re.Pattern[str], dict[str, Any]], ...] = (
+    (re.compile(r"gpt-5$"), {"max_input_tokens": 128_000}),
+    (
+        re.compile(r"gemini-3-1-flash-lite$"),
+        {"text_inputs": True, "image_inputs": True, "video_inputs": True, "audio_inputs": True},
+    ),
+    (re.compile(r"llama-4-maverick$"), {"text_inputs": True, "image_inputs": False}),
+)
 
-def profile_for(family: str, endpoint: str) -> dict[str, Any] | None:
+
+def rejects_response_format(endpoint: str) -> bool:
+    """Whether the Foundation Model API Claude model behind ``endpoint`` answers
+    ``response_format`` with a 400 (databricks-anthropic-messages: use function calling).
+
+    >>> rejects_response_format("databricks-claude-opus-5-5"), rejects_response_format("my-ep")
+    (True, False)
+    """
+    name = endpoint.lower()
+    return bool(_FMAPI_NAME.match(name) and _NO_RESPONSE_FORMAT.search(name))
+
+
+def profile_for(family: str, endpoint: str, protocol: Protocol = "chat") -> dict[str, Any] | None:
     """The documented capabilities of the model behind ``endpoint``, or ``None``.
+
+    ``structured_output`` and ``tool_calling`` are stated for chat completions
+    (``response_format``, ``tools``) on Foundation Model API names (``databricks-…``,
+    ``system.ai.…``) only: a custom or external-model endpoint gets neither.
 
     >>> profile_for("openai", "databricks-gpt-oss-120b")["reasoning_effort_default"]
     'medium'
+    >>> profile_for("claude", "databricks-claude-sonnet-5-5")["structured_output"]
+    False
     >>> profile_for("other", "my-agent") is None
     True
     """
     name = endpoint.lower()
+    profile: dict[str, Any] = {}
     if family == "claude":
-        return {"reasoning_output": True}
+        profile["reasoning_output"] = True
     if family == "openai" and "gpt-oss" in name:
-        return dict(_GPT_OSS_PROFILE)
-    if family == "openai" and re.search(r"gpt-5-[12](?![0-9])", name):
-        return {"reasoning_effort_default": "none"}
-    if family == "openai" and re.search(r"gpt-5(?![-.]?[0-9])", name):
-        return {"reasoning_effort_default": "minimal"}
-    return None
+        profile.update(_GPT_OSS_PROFILE)
+    elif family == "openai" and re.search(r"gpt-5-[12](?![0-9])", name):
+        profile["reasoning_effort_default"] = "none"
+    elif family == "openai" and re.search(r"gpt-5(?![-.]?[0-9])", name):
+        profile["reasoning_effort_default"] = "minimal"
+    if _FMAPI_NAME.match(name):
+        for pattern, facts in _MODEL_FACTS:
+            if pattern.search(name):
+                profile.update(facts)
+        if protocol == "chat" and family in ("claude", "gemini-2.5", "gemini-3", "openai"):
+            profile["structured_output"] = not _NO_RESPONSE_FORMAT.search(name)
+        if protocol == "chat" and _TOOL_CALLING.search(name):
+            profile["tool_calling"] = True
+    return profile or None
 
 
 # ---------------------------------------------------------------------------------------------

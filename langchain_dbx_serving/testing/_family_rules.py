@@ -10,6 +10,8 @@ client's mistakes show up in offline tests:
   in progress must start with its signed reasoning, and every signed reasoning part must come
   back exactly as this endpoint issued it (an emptied or edited block has an invalid
   signature);
+- Claude 5.5 models and Claude Fable 5.1: ``response_format`` (structured outputs) is
+  refused; those models take function calling;
 - Gemini 3: every assistant tool-call turn of the current turn must carry, on its first tool
   call, the ``thought_signature`` this endpoint issued with it.
 
@@ -31,6 +33,7 @@ from langchain_dbx_serving.protocols._families import (
     needs_thought_signatures,
     open_tool_cycle,
     rejects_parallel_tool_calls,
+    rejects_response_format,
 )
 from langchain_dbx_serving.testing.replies import Delta, ErrorReply, Reply
 
@@ -99,6 +102,8 @@ class FamilyRules:
             for m in messages
         ):
             problem = "Multiple tool calls are not supported.\n"
+        elif family == "claude" and "response_format" in body and rejects_response_format(endpoint):
+            problem = "response_format is not supported for this model; use tool calling.\n"
         elif family == "claude":
             problem = claude_thinking_problem(body) or self._claude_replay_problem(body, messages)
         elif needs_thought_signatures(family) and body.get("tools"):

@@ -9,6 +9,7 @@ import pytest
 from langchain_dbx_serving import (
     ChatDatabricksResponses,
     ChatDatabricksServing,
+    ConfigurationError,
     EndpointNotFoundError,
 )
 from langchain_dbx_serving.chat_models import _routes
@@ -183,3 +184,39 @@ def test_reasoning_settings_are_part_of_the_identity() -> None:
         endpoint="e", host="https://h.example", token="t", reasoning_effort="high"
     )
     assert a._identifying_params != b._identifying_params
+
+
+# -- routes no class serves: a clear error at construction, naming the ones it does ------------
+@pytest.mark.parametrize(
+    ("cls", "supported"),
+    [
+        (ChatDatabricksServing, ("invocations", "chat/completions", "ai-gateway")),
+        (ChatDatabricksResponses, ("responses", "invocations", "ai-gateway")),
+    ],
+)
+@pytest.mark.parametrize(
+    "route", ["ai-gateway/anthropic", "ai-gateway/gemini", "/ai-gateway/anthropic/"]
+)
+def test_a_provider_native_route_is_refused_with_the_supported_ones(
+    ep, cls, supported, route
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        cls(endpoint=MODEL, host=ep.host, token=ep.token, route=route)
+    message = str(caught.value)
+    assert f"{cls.__name__} has no route {route!r}" in message
+    assert all(repr(name) in message for name in (*supported, "ai-gateway/openai"))
+    assert "provider-native" in message and "route='ai-gateway'" in message
+    assert ep.requests == []  # nothing was sent
+
+
+@pytest.mark.parametrize("route", ["ai_gateway", "AI-GATEWAY", "", None, 3])
+def test_an_unknown_route_is_refused(ep, route) -> None:
+    with pytest.raises(ConfigurationError, match=r"has no route .*use one of 'invocations'"):
+        ChatDatabricksServing(endpoint="chat", host=ep.host, token=ep.token, route=route)
+
+
+def test_the_unified_route_the_error_points_to_serves_the_model(ep) -> None:
+    queue(ep, MODEL, Reply.text("from the gateway"))
+    llm = ChatDatabricksServing(endpoint=MODEL, host=ep.host, token=ep.token, route="ai-gateway")
+    assert llm.invoke("hi").text == "from the gateway"
+    assert ep.requests[-1].path == "/ai-gateway/mlflow/v1/chat/completions"

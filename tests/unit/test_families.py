@@ -10,6 +10,7 @@ from langchain_dbx_serving.protocols._families import (
     apply_family_rules,
     detect_family,
     drop_stale_empty_reasoning,
+    profile_for,
 )
 from langchain_dbx_serving.protocols.chat_completions import decode_reply, encode_request
 
@@ -185,8 +186,11 @@ def test_item_ids_normalised_for_openai_family_only() -> None:
     assert apply_body_rules(body, family="openai", protocol="chat") == body
 
 
+_CHAT_SO = {"structured_output": True}
+
+
 @pytest.mark.parametrize(
-    ("endpoint", "fields", "profile"),
+    ("endpoint", "fields", "profile", "chat_only"),
     [
         (
             "databricks-gpt-oss-120b",
@@ -195,28 +199,93 @@ def test_item_ids_normalised_for_openai_family_only() -> None:
                 "reasoning_effort_levels": ["low", "medium", "high"],
                 "reasoning_effort_default": "medium",
             },
+            _CHAT_SO,
         ),
-        ("databricks-gpt-5-mini", {}, {"reasoning_effort_default": "minimal"}),
-        ("databricks-gpt-5-1", {}, {"reasoning_effort_default": "none"}),
-        ("databricks-gpt-5-4", {}, None),  # not documented: no guess
-        ("databricks-claude-sonnet-4-5", {}, {"reasoning_output": True}),
-        ("my-endpoint", {"model_family": "claude"}, {"reasoning_output": True}),
-        ("my-endpoint", {}, None),
+        ("databricks-gpt-5-mini", {}, {"reasoning_effort_default": "minimal"}, _CHAT_SO),
+        ("databricks-gpt-5-1", {}, {"reasoning_effort_default": "none"}, _CHAT_SO),
+        (
+            "databricks-gpt-5",
+            {},
+            {"reasoning_effort_default": "minimal", "max_input_tokens": 128_000},
+            _CHAT_SO,
+        ),
+        ("databricks-gpt-5-4", {}, None, _CHAT_SO),  # no effort default documented: no guess
+        (
+            "databricks-claude-sonnet-4-5",
+            {},
+            {"reasoning_output": True},
+            {"structured_output": True, "tool_calling": True},
+        ),
+        (
+            "system.ai.claude-haiku-4-5",
+            {},
+            {"reasoning_output": True},
+            {"structured_output": True, "tool_calling": True},
+        ),
+        # response_format refused by these (a 400): function calling for structured output
+        (
+            "databricks-claude-opus-5-5",
+            {},
+            {"reasoning_output": True},
+            {"structured_output": False},
+        ),
+        (
+            "databricks-claude-fable-5-1",
+            {},
+            {"reasoning_output": True},
+            {"structured_output": False},
+        ),
+        ("databricks-gemini-2-5-pro", {}, None, _CHAT_SO),
+        (
+            "databricks-gemini-3-1-flash-lite",
+            {},
+            {"text_inputs": True, "image_inputs": True, "video_inputs": True, "audio_inputs": True},
+            _CHAT_SO,
+        ),
+        (
+            "databricks-meta-llama-4-maverick",
+            {},
+            {"text_inputs": True, "image_inputs": False},
+            None,
+        ),
+        ("databricks-meta-llama-3-3-70b-instruct", {}, None, None),  # nothing documented
+        ("databricks-qwen3-next-80b-a3b-instruct", {}, None, {"tool_calling": True}),
+        # Not a Foundation Model API name: a custom or external-model endpoint.
+        ("my-endpoint", {"model_family": "claude"}, {"reasoning_output": True}, None),
+        ("my-gpt-5", {}, {"reasoning_effort_default": "minimal"}, None),
+        ("my-endpoint", {}, None, None),
         (
             "databricks-claude-sonnet-4-5",
             {"profile": {"max_input_tokens": 9}},
             {"max_input_tokens": 9},
+            None,
         ),
     ],
 )
-def test_model_profile(endpoint, fields, profile) -> None:
+def test_model_profile(endpoint, fields, profile, chat_only) -> None:
     from langchain_dbx_serving import ChatDatabricksResponses, ChatDatabricksServing
 
-    for cls in (ChatDatabricksServing, ChatDatabricksResponses):
-        model = cls(
-            endpoint=endpoint, host="https://example.cloud.databricks.com", token="t", **fields
-        )
-        assert model.profile == profile
+    settings = {"host": "https://example.cloud.databricks.com", "token": "t", **fields}
+    responses = ChatDatabricksResponses(endpoint=endpoint, **settings)
+    assert responses.profile == profile
+    serving = ChatDatabricksServing(endpoint=endpoint, **settings)
+    assert serving.profile == ({**(profile or {}), **(chat_only or {})} or None)
+
+
+def test_profile_for_is_protocol_aware() -> None:
+    chat = profile_for("openai", "system.ai.gpt-5-2", "chat")
+    assert chat == {"reasoning_effort_default": "none", "structured_output": True}
+    assert profile_for("openai", "system.ai.gpt-5-2", "responses") == {
+        "reasoning_effort_default": "none"
+    }
+
+
+def test_default_structured_output_method() -> None:
+    from langchain_dbx_serving.chat_models._structured import default_method
+
+    assert default_method({"structured_output": True}) == "json_schema"
+    for profile in (None, {}, {"structured_output": False}, {"structured_output": "yes"}):
+        assert default_method(profile) == "function_calling"
 
 
 def test_responses_protocol_leaves_agents_alone() -> None:
@@ -224,3 +293,22 @@ def test_responses_protocol_leaves_agents_alone() -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {}, "strict": True}}]
     out = apply({"reasoning_effort": "high", "tools": tools}, "claude", "responses")
     assert out == {"reasoning": {"effort": "high"}, "tools": tools}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("databricks-claude-sonnet-5-5", True),
+        ("system.ai.claude-haiku-5-5", True),
+        ("databricks-claude-fable-5-1", True),
+        ("databricks-claude-sonnet-4-5", False),
+        ("my-claude-sonnet-5-5", False),  # not a Foundation Model API name: not documented
+    ],
+)
+def test_response_format_on_claude_models_that_refuse_it(endpoint, refused) -> None:
+    params = {"response_format": {"type": "json_object"}}
+    if not refused:
+        assert apply_family_rules(params, family="claude", protocol="chat", endpoint=endpoint)
+        return
+    with pytest.raises(ModelRuleError, match=r"response_format .* refused .*HTTP 400"):
+        apply_family_rules(params, family="claude", protocol="chat", endpoint=endpoint)
