@@ -21,6 +21,12 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_dbx_serving.chat_models._base import PreparedCall
+from langchain_dbx_serving.chat_models._guard import (
+    Decoding,
+    KeepPartial,
+    auntil_complete,
+    until_complete,
+)
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -160,10 +166,11 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
+        guard = Decoding(call.endpoint)
         reply = transport.post_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        response = _response_from_reply(reply)
+        response = guard.reply(_response_from_reply, reply)
         self._surfacer(call, run_manager).metadata(_trace_metadata(response))
         return response
 
@@ -175,10 +182,11 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
+        guard = Decoding(call.endpoint)
         reply = await transport.apost_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        response = _response_from_reply(reply)
+        response = guard.reply(_response_from_reply, reply)
         await self._surfacer(call, run_manager).ametadata(_trace_metadata(response))
         return response
 
@@ -212,11 +220,18 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
-            for data in transport.stream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
-                yield from events.feed(data)
-            for event in events.finish():
+            guard = Decoding(call.endpoint)
+            stream = transport.stream(
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
+            )
+            with KeepPartial(events.chunks, call.endpoint, events.partial):
+                for data in until_complete(stream, events.decoder):
+                    with guard.event(data):
+                        fed = events.feed(data)
+                    yield from fed
+                with guard.event("<end of stream>"):
+                    finished = events.finish()
+            for event in finished:
                 traces.metadata(_trace_metadata(event.response))
                 yield event
 
@@ -231,12 +246,19 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
-            async for data in transport.astream(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
-            ):
-                for event in events.feed(data):
-                    yield event
-            for event in events.finish():
+            guard = Decoding(call.endpoint)
+            stream = transport.astream(
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
+            )
+            with KeepPartial(events.chunks, call.endpoint, events.partial):
+                async for data in auntil_complete(stream, events.decoder):
+                    with guard.event(data):
+                        fed = events.feed(data)
+                    for event in fed:
+                        yield event
+                with guard.event("<end of stream>"):
+                    finished = events.finish()
+            for event in finished:
                 await traces.ametadata(_trace_metadata(event.response))
                 yield event
 
@@ -343,8 +365,18 @@ class _EventBuilder:
             events += _deltas(chunk)
         items = [item for item in self.decoder.output_items if isinstance(item, dict)]
         events += self._new_items(items)
+        events.append(AgentEvent(type="response", response=self._response(self.chunks, items)))
+        return events
+
+    def partial(self, chunks: list[AIMessageChunk]) -> AgentResponse:
+        """What arrived before a stream failed, as an ``AgentResponse`` (``partial``)."""
+        items = [item for item in self.decoder.output_items if isinstance(item, dict)]
+        return self._response(chunks, items)
+
+    @staticmethod
+    def _response(chunks: list[AIMessageChunk], items: list[dict[str, Any]]) -> AgentResponse:
         total = AIMessageChunk(content="")
-        for chunk in self.chunks:
+        for chunk in chunks:
             total = total + chunk
         message = AIMessage(
             content=total.content,
@@ -354,8 +386,7 @@ class _EventBuilder:
             response_metadata=total.response_metadata,
             id=total.id,
         )
-        events.append(AgentEvent(type="response", response=_response(message, items)))
-        return events
+        return _response(message, items)
 
     def _new_items(self, items: list[dict[str, Any]]) -> list[AgentEvent]:
         fresh = [item for item in items if item not in self.emitted]

@@ -10,6 +10,7 @@ The hierarchy::
 
     DatabricksServingError
     ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
+    ├── RequestEncodingError         a request value JSON cannot carry (also a ValueError)
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
@@ -44,6 +45,7 @@ __all__ = [
     "EndpointNotFoundError",
     "MalformedResponseError",
     "PermissionDeniedError",
+    "RequestEncodingError",
     "RateLimitError",
     "ResponseError",
     "ServerError",
@@ -58,7 +60,13 @@ __all__ = [
 
 
 class DatabricksServingError(Exception):
-    """Base class of every error raised by langchain-dbx-serving."""
+    """Base class of every error raised by langchain-dbx-serving.
+
+    ``partial`` holds what a stream delivered before the error (an ``AIMessageChunk`` for chat
+    models, an ``AgentResponse`` for ``AgentEndpoint``), or ``None`` when no stream began.
+    """
+
+    partial: Any = None
 
     def __init__(
         self,
@@ -95,6 +103,15 @@ def _rebuild(cls: type[DatabricksServingError], message: str, state: dict[str, A
 
 class ConfigurationError(DatabricksServingError):
     """The client is missing a host or credentials, or they are unusable. Nothing was sent."""
+
+
+class RequestEncodingError(DatabricksServingError, ValueError):
+    """A request value JSON cannot carry (``NaN``, a ``datetime``, a lone surrogate, a
+    non-string key). Raised before anything is sent; ``field`` names where it is."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
 
 
 class TransportError(DatabricksServingError):

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
-from operator import add
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -23,8 +21,13 @@ from pydantic import ConfigDict, Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving.chat_models import _structured
+from langchain_dbx_serving.chat_models._guard import (
+    Decoding,
+    KeepPartial,
+    auntil_complete,
+    until_complete,
+)
 from langchain_dbx_serving.chat_models._tools import format_tools, normalize_tool_choice
-from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
@@ -243,10 +246,11 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs, stream=False)
+        guard = Decoding(call.endpoint)
         reply = self.transport.post_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        result = self._protocol.decode_reply(reply, **call.decode_options)
+        result = guard.reply(self._protocol.decode_reply, reply, **call.decode_options)
         return self._surfacer(call, run_manager).result(result)
 
     async def _agenerate(
@@ -257,10 +261,11 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs, stream=False)
+        guard = Decoding(call.endpoint)
         reply = await self.transport.apost_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        result = self._protocol.decode_reply(reply, **call.decode_options)
+        result = guard.reply(self._protocol.decode_reply, reply, **call.decode_options)
         return await self._surfacer(call, run_manager).aresult(result)
 
     def _stream(
@@ -274,15 +279,20 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         decoder = self._protocol.StreamDecoder(**call.decode_options)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
+        guard = Decoding(call.endpoint)
         events = self.transport.stream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        with _keep_partial(received):
-            for data in events:
-                for chunk in decoder.feed(data):
+        with KeepPartial(received, call.endpoint):
+            for data in until_complete(events, decoder):
+                with guard.event(data):
+                    chunks = decoder.feed(data)
+                for chunk in chunks:
                     received.append(chunk)
                     yield traces.chunk(chunk)
-            for chunk in decoder.finish():
+            with guard.event("<end of stream>"):
+                chunks = decoder.finish()
+            for chunk in chunks:
                 yield traces.chunk(chunk)
 
     async def _astream(
@@ -296,15 +306,20 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         decoder = self._protocol.StreamDecoder(**call.decode_options)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
+        guard = Decoding(call.endpoint)
         events = self.transport.astream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        with _keep_partial(received):
-            async for data in events:
-                for chunk in decoder.feed(data):
+        with KeepPartial(received, call.endpoint):
+            async for data in auntil_complete(events, decoder):
+                with guard.event(data):
+                    chunks = decoder.feed(data)
+                for chunk in chunks:
                     received.append(chunk)
                     yield await traces.achunk(chunk)
-            for chunk in decoder.finish():
+            with guard.event("<end of stream>"):
+                chunks = decoder.finish()
+            for chunk in chunks:
                 yield await traces.achunk(chunk)
 
     # -- tools and structured output --------------------------------------------------------------
@@ -342,17 +357,3 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         return _structured.build(
             self, schema, method=method, include_raw=include_raw, strict=strict, **kwargs
         )
-
-
-class _keep_partial:
-    """Attach what a stream delivered to a :class:`StreamInterruptedError` raised mid-way."""
-
-    def __init__(self, received: list[AIMessageChunk]) -> None:
-        self.received = received
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, StreamInterruptedError) and exc.partial is None and self.received:
-            exc.partial = reduce(add, self.received)

@@ -8,6 +8,7 @@ from typing import Any
 
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving.errors import MalformedResponseError
 
 _PREVIEW = 200
@@ -29,7 +30,7 @@ def parse_event(data: str) -> Any:
     Raises :class:`MalformedResponseError` naming the event when it is not JSON.
     """
     try:
-        return lenient_json(data)
+        return loads(data)
     except ValueError as exc:
         raise MalformedResponseError(
             f"the endpoint sent an event that is not valid JSON ({exc}): {preview(data)!r}",

@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import threading
@@ -38,15 +37,21 @@ from typing import Any
 
 import httpx
 
+from langchain_dbx_serving._json import dumps_request
 from langchain_dbx_serving.auth import Credentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
-from langchain_dbx_serving.transport._body import ReplyReader, aread_error_body, read_error_body
-from langchain_dbx_serving.transport._errors import (
-    before_reply_error,
-    is_retryable,
-    secrets_of,
-    status_error,
+from langchain_dbx_serving.transport import _deadline
+from langchain_dbx_serving.transport._body import (
+    ReplyReader,
+    araw_chunks,
+    aread_error_body,
+    raw_chunks,
+    read_error_body,
 )
+from langchain_dbx_serving.transport._classify import attempt_failure
+from langchain_dbx_serving.transport._deadline import Attempt, Deadline, attempt_scope
+from langchain_dbx_serving.transport._decompress import ACCEPT_ENCODING
+from langchain_dbx_serving.transport._errors import secrets_of, status_error
 from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
 __all__ = ["Transport"]
@@ -63,7 +68,7 @@ _USER_AGENT = "langchain-dbx-serving/0.1"
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps_request(body)
 
 
 class Transport:
@@ -108,6 +113,7 @@ class Transport:
         self._async_clients: dict[int, _LoopClient] = {}
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._probed = False
 
     # -- state that must not cross process boundaries -------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -149,7 +155,9 @@ class Transport:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(timeout=self._timeout(), limits=self._limits())
+                    client = httpx.Client(timeout=self._timeout(), limits=self._limits())
+                    self._probed = _deadline.install(client)
+                    self._client = client
         return self._client
 
     def _async_client(self) -> _LoopClient:
@@ -164,6 +172,7 @@ class Transport:
                 if old.loop is not None and old.loop.is_closed():
                     del self._async_clients[key]
             client = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
+            self._probed = _deadline.install(client)
             entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
             self._async_clients[id(loop)] = entry
         return entry
@@ -184,7 +193,11 @@ class Transport:
     def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
         """The headers of one attempt; the one place credentials are attached to a request."""
         check_url_is_safe(url, allow_insecure_http=self.allow_insecure_http)
-        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         headers.update(self.credentials.headers())
         if extra:
             headers.update(extra)
@@ -248,36 +261,78 @@ class Transport:
         )
 
     def _connection_failure(
-        self, exc: httpx.HTTPError, call: _Call
+        self, exc: httpx.HTTPError, call: _Call, injected: bool
     ) -> tuple[DatabricksServingError, bool]:
         """The error of an attempt that got no reply, and whether re-sending is safe."""
-        error = before_reply_error(exc, url=call.url, endpoint=call.endpoint, retries=call.attempt)
-        return error, is_retryable(exc)
+        return attempt_failure(
+            exc,
+            call.current,
+            url=call.url,
+            endpoint=call.endpoint,
+            retries=call.attempt,
+            probed=self._probed and not injected,
+        )
+
+    def _wait_before_retry(
+        self, call: _Call, error: DatabricksServingError, retryable: bool
+    ) -> float | None:
+        """The wait before the next attempt, or None to give up (no time left included)."""
+        delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+        left = call.deadline.remaining()
+        if delay is not None and left is not None and delay >= left:
+            note = (
+                f" (not retried: waiting {delay:.1f}s would pass the call's deadline, "
+                f"timeout={call.deadline.seconds:g}s)"
+            )
+            error.message += note
+            error.args = (error.message,)
+            return None
+        return delay
+
+    def _during_reply(
+        self, exc: httpx.HTTPError, reader: ReplyReader, call: _Call
+    ) -> DatabricksServingError:
+        if call.deadline.expired:
+            return call.deadline.error(
+                call.current.waiting_for(), endpoint=call.endpoint, request_id=reader.request_id
+            )
+        return reader.interrupted(exc)
+
+    def _check_deadline(self, reader: ReplyReader, call: _Call) -> None:
+        """Between two chunks of a reply: stop when the call's time is up (an injected
+        client's sockets do not see the deadline; a trickle of bytes never ends otherwise)."""
+        if call.deadline.expired:
+            raise call.deadline.error(
+                call.current.waiting_for(), endpoint=call.endpoint, request_id=reader.request_id
+            )
 
     # -- sync -------------------------------------------------------------------------------------
     def _send(
         self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
-    ) -> httpx.Response:
+    ) -> tuple[httpx.Response, _Call]:
         client = self._sync_client()
-        call = _Call(url, endpoint, _dumps(body))
-        timeout = self._timeout() if self._injected_client is None else httpx.USE_CLIENT_DEFAULT
+        call = _Call(url, endpoint, _dumps(body), Deadline(self.timeout))
+        injected = self._injected_client is not None
         while True:
+            attempt = call.begin()
+            timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
             try:
-                response = client.send(request, stream=True)
+                with attempt_scope(attempt):
+                    response = client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 failure = exc
-                error, retryable = self._connection_failure(exc, call)
+                error, retryable = self._connection_failure(exc, call, injected)
             else:
                 if response.status_code < 400:
-                    return response
+                    return response, call
                 # A server may echo the token in an error body: drop it before raising, so
                 # that a traceback formatted with its frames' locals cannot show it.
                 error_body = read_error_body(response)
                 error, retryable = self._status_failure(response, error_body, call), True
                 del error_body
-            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+            delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
             self._log_retry(error, delay, call.attempt)
@@ -291,15 +346,22 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Any:
         """POST ``body`` and return the parsed JSON reply."""
-        response = self._send(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, call = self._send(url, body, endpoint, headers)
         try:
-            for chunk in response.iter_bytes():
-                reader.add(chunk)
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
+            for raw in raw_chunks(response):
+                for piece in reader.decoded(raw):
+                    reader.add(piece)
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                reader.add(piece)
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             response.close()
         return reader.json()
@@ -311,65 +373,78 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Iterator[str]:
         """POST ``body`` and yield each SSE ``data`` payload as it arrives.
 
         A reply that is not an event stream (a plain JSON body) is yielded once, whole.
         """
-        response = self._send(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, call = self._send(url, body, endpoint, headers)
         try:
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
             if not reader.is_event_stream:
-                for chunk in response.iter_bytes():
-                    reader.add(chunk)
+                for raw in raw_chunks(response):
+                    for piece in reader.decoded(raw):
+                        reader.add(piece)
+                    self._check_deadline(reader, call)
+                for piece in reader.rest():
+                    reader.add(piece)
                 yield reader.text()
                 return
             decoder = SSEDecoder(self.max_event_bytes)
-            for chunk in response.iter_bytes():
-                for event in reader.events(decoder, chunk):
+            for raw in raw_chunks(response):
+                for piece in reader.decoded(raw):
+                    for event in reader.events(decoder, piece):
+                        yield event.data
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                for event in reader.events(decoder, piece):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             response.close()
 
     # -- async ------------------------------------------------------------------------------------
     async def _asend(
         self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
-    ) -> tuple[httpx.Response, _LoopClient]:
+    ) -> tuple[httpx.Response, _LoopClient, _Call]:
         """The response of the first successful attempt. It holds one of ``pool``'s slots:
         the caller ends it with ``await pool.close(response)``."""
         pool = self._async_client()
         client = pool.client
-        call = _Call(url, endpoint, _dumps(body))
-        timeout = (
-            self._timeout() if self._injected_async_client is None else httpx.USE_CLIENT_DEFAULT
-        )
+        call = _Call(url, endpoint, _dumps(body), Deadline(self.timeout))
+        injected = self._injected_async_client is not None
         while True:
+            attempt = call.begin()
+            timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
-            await pool.acquire()
+            await pool.acquire(call.deadline, call.endpoint)
             try:
-                response = await client.send(request, stream=True)
+                with attempt_scope(attempt):
+                    response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 pool.release()
                 failure = exc
-                error, retryable = self._connection_failure(exc, call)
+                error, retryable = self._connection_failure(exc, call, injected)
             except BaseException:
                 pool.release()
                 raise
             else:
                 if response.status_code < 400:
-                    return response, pool
+                    return response, pool, call
                 try:
                     error_body = await aread_error_body(response)
                     error, retryable = self._status_failure(response, error_body, call), True
                     del error_body  # see _send
                 finally:
                     pool.release()
-            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+            delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
             self._log_retry(error, delay, call.attempt)
@@ -383,15 +458,22 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Any:
         """Async :meth:`post_json`."""
-        response, pool = await self._asend(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, pool, call = await self._asend(url, body, endpoint, headers)
         try:
-            async for chunk in response.aiter_bytes():
-                reader.add(chunk)
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
+            async for raw in araw_chunks(response):
+                for piece in reader.decoded(raw):
+                    reader.add(piece)
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                reader.add(piece)
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             await pool.close(response)
         return reader.json()
@@ -403,24 +485,36 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        response, pool = await self._asend(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, pool, call = await self._asend(url, body, endpoint, headers)
         try:
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
             if not reader.is_event_stream:
-                async for chunk in response.aiter_bytes():
-                    reader.add(chunk)
+                async for raw in araw_chunks(response):
+                    for piece in reader.decoded(raw):
+                        reader.add(piece)
+                    self._check_deadline(reader, call)
+                for piece in reader.rest():
+                    reader.add(piece)
                 yield reader.text()
                 return
             decoder = SSEDecoder(self.max_event_bytes)
-            async for chunk in response.aiter_bytes():
-                for event in reader.events(decoder, chunk):
+            async for raw in araw_chunks(response):
+                for piece in reader.decoded(raw):
+                    for event in reader.events(decoder, piece):
+                        yield event.data
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                for event in reader.events(decoder, piece):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             # Also runs when the caller stops early or is cancelled: the connection is released.
             await pool.close(response)
@@ -442,9 +536,17 @@ class _LoopClient:
         self.slots = slots
         self.loop = loop
 
-    async def acquire(self) -> None:
-        if self.slots is not None:
+    async def acquire(self, deadline: Deadline, endpoint: str | None) -> None:
+        if self.slots is None:
+            return
+        left = deadline.remaining()
+        if left is None:
             await self.slots.acquire()
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), max(left, 0.001))
+        except TimeoutError:
+            raise deadline.error("a free connection slot", endpoint=endpoint) from None
 
     def release(self) -> None:
         if self.slots is not None:
@@ -461,15 +563,35 @@ class _LoopClient:
 class _Call:
     """Book-keeping of one call across its attempts."""
 
-    __slots__ = ("attempt", "content", "endpoint", "secrets", "url", "waited")
+    __slots__ = (
+        "attempt",
+        "content",
+        "current",
+        "deadline",
+        "endpoint",
+        "host",
+        "secrets",
+        "url",
+        "waited",
+    )
 
-    def __init__(self, url: str, endpoint: str | None, content: bytes) -> None:
+    def __init__(self, url: str, endpoint: str | None, content: bytes, deadline: Deadline) -> None:
         self.url = url
         self.endpoint = endpoint
         self.content = content
+        self.deadline = deadline
+        self.host = httpx.URL(url).netloc.decode("ascii", "replace")
+        self.current = Attempt(deadline, self.host)
         self.attempt = 0
         self.waited = 0.0
         self.secrets: tuple[str, ...] = ()
+
+    def begin(self) -> Attempt:
+        """Start the next attempt, or raise when the call has no time left."""
+        if self.deadline.expired:
+            raise self.deadline.error("a retry to start", endpoint=self.endpoint)
+        self.current = Attempt(self.deadline, self.host)
+        return self.current
 
     def next(self, delay: float) -> None:
         self.attempt += 1
