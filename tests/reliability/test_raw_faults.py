@@ -170,8 +170,8 @@ def test_silence_before_the_status_line_ends_at_the_deadline(server: Any, mode: 
 )
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
 def test_a_reply_cut_inside_its_headers_is_never_resent(server: Any, cut: Any, mode: str) -> None:
-    srv = server(cut, [*whole_reply().split(b"\r\n\r\n", 1)[:0], whole_reply()])
-    error, elapsed = timed(run, mode, chat(srv, timeout=10))
+    srv = server(cut, [whole_reply()])
+    error, _ = timed(run, mode, chat(srv, timeout=10))
     assert isinstance(error, (ServingConnectionError, StreamInterruptedError))
     assert len(srv.requests) == 1, "the request was sent twice"
     assert "retry" not in str(error).split("—")[0]
