@@ -36,7 +36,6 @@ from langchain_dbx_serving.protocols._common import preview
 
 __all__ = ["Decoding", "KeepPartial", "auntil_complete", "until_complete"]
 
-_DONE = "[DONE]"
 _AFTER_END = (StreamInterruptedError, ServingTimeoutError)
 _FOREIGN = (TypeError, KeyError, AttributeError, IndexError, ValueError, RecursionError)
 
@@ -107,13 +106,11 @@ def _complete(decoder: Any) -> bool:
 
 
 def until_complete(events: Iterator[str], decoder: Any) -> Iterator[str]:
-    """``events`` up to ``[DONE]``; ending quietly when the connection breaks or stalls after
-    the reply was complete (the answer is whole)."""
+    """``events``, ending quietly when the connection breaks or stalls after the reply was
+    complete (the answer is whole). The stream is still read to its end, not closed at
+    ``[DONE]``: an agent server may still be finishing (writing its trace) until then."""
     try:
-        for data in events:
-            yield data
-            if data.strip() == _DONE:
-                return
+        yield from events
     except _AFTER_END:
         if not _complete(decoder):
             raise
@@ -128,8 +125,6 @@ async def auntil_complete(events: AsyncIterator[str], decoder: Any) -> AsyncIter
     try:
         async for data in events:
             yield data
-            if data.strip() == _DONE:
-                return
     except _AFTER_END:
         if not _complete(decoder):
             raise

@@ -20,7 +20,10 @@ lenient_json = json.JSONDecoder(strict=False).decode
 
 def preview(data: Any) -> str:
     """A short printable prefix of a payload, for error messages."""
-    text = data if isinstance(data, str) else repr(data)
+    try:
+        text = data if isinstance(data, str) else repr(data)
+    except RecursionError:
+        text = "<a value nested too deeply to show>"
     return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
 
 
