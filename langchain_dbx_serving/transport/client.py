@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from langchain_dbx_serving._json import dumps_request
-from langchain_dbx_serving.auth import Credentials, check_url_is_safe
+from langchain_dbx_serving.auth import Credentials, TokenCredentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
 from langchain_dbx_serving.transport import _deadline
 from langchain_dbx_serving.transport._body import (
@@ -49,6 +49,11 @@ from langchain_dbx_serving.transport._body import (
     read_error_body,
 )
 from langchain_dbx_serving.transport._classify import attempt_failure
+from langchain_dbx_serving.transport._credentials import (
+    aheaders_within,
+    auth_method,
+    headers_within,
+)
 from langchain_dbx_serving.transport._deadline import Attempt, Deadline, attempt_scope
 from langchain_dbx_serving.transport._decompress import ACCEPT_ENCODING
 from langchain_dbx_serving.transport._errors import secrets_of, status_error
@@ -190,7 +195,38 @@ class Transport:
             await entry.client.aclose()
 
     # -- requests and retries ---------------------------------------------------------------------
-    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _credentials_are_static(self) -> bool:
+        return isinstance(self._credentials, TokenCredentials)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return self.credentials.headers()
+
+    def _auth(self, call: _Call) -> None:
+        """Resolve the attempt's credential headers within the deadline, on a worker thread
+        unless they are a static token (``_credentials``)."""
+        check_url_is_safe(call.url, allow_insecure_http=self.allow_insecure_http)
+        call.auth = headers_within(
+            self._auth_headers,
+            call.deadline,
+            host=call.host,
+            fast=self._credentials_are_static(),
+            describe=lambda: auth_method(self._credentials),
+        )
+
+    async def _aauth(self, call: _Call) -> None:
+        """Async :meth:`_auth`: the event loop runs on while credentials resolve."""
+        check_url_is_safe(call.url, allow_insecure_http=self.allow_insecure_http)
+        call.auth = await aheaders_within(
+            self._auth_headers,
+            call.deadline,
+            host=call.host,
+            fast=self._credentials_are_static(),
+            describe=lambda: auth_method(self._credentials),
+        )
+
+    def _headers(
+        self, url: str, extra: Mapping[str, str] | None, auth: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The headers of one attempt; the one place credentials are attached to a request."""
         check_url_is_safe(url, allow_insecure_http=self.allow_insecure_http)
         headers = {
@@ -198,7 +234,7 @@ class Transport:
             "User-Agent": _USER_AGENT,
             "Accept-Encoding": ACCEPT_ENCODING,
         }
-        headers.update(self.credentials.headers())
+        headers.update(auth if auth is not None else self.credentials.headers())
         if extra:
             headers.update(extra)
         return headers
@@ -213,7 +249,8 @@ class Transport:
         """The request of one attempt. The plain headers dict lives only in this frame, which
         has returned before anything can fail: a traceback formatted with its locals (pytest
         ``--showlocals``, error trackers) shows the request, whose repr masks the token."""
-        headers = self._headers(call.url, extra)
+        headers = self._headers(call.url, extra, call.auth)
+        call.auth = None
         call.secrets = secrets_of(headers)
         return client.build_request(
             "POST", call.url, content=call.content, headers=headers, timeout=timeout
@@ -315,6 +352,7 @@ class Transport:
         injected = self._injected_client is not None
         while True:
             attempt = call.begin()
+            self._auth(call)
             timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
@@ -421,6 +459,7 @@ class Transport:
         injected = self._injected_async_client is not None
         while True:
             attempt = call.begin()
+            await self._aauth(call)
             timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
@@ -565,6 +604,7 @@ class _Call:
 
     __slots__ = (
         "attempt",
+        "auth",
         "content",
         "current",
         "deadline",
@@ -585,6 +625,7 @@ class _Call:
         self.attempt = 0
         self.waited = 0.0
         self.secrets: tuple[str, ...] = ()
+        self.auth: dict[str, str] | None = None  # this attempt's credential headers, briefly
 
     def begin(self) -> Attempt:
         """Start the next attempt, or raise when the call has no time left."""
