@@ -22,13 +22,14 @@ from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from langchain_dbx_serving import auth
+from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
 
 __all__ = ["DatabricksConnection"]
 
 
-class DatabricksConnection(BaseModel):
+class DatabricksConnection(Closeable, BaseModel):
     """Host, credentials and HTTP settings, and the :class:`Transport` built from them."""
 
     model_config = ConfigDict(
@@ -77,6 +78,9 @@ class DatabricksConnection(BaseModel):
                 allow_insecure_http=self.allow_insecure_http,
             )
         return self._transport
+
+    def _owned(self) -> list[Transport]:
+        return [self._transport] if self._transport is not None else []
 
     def _credentials(self) -> auth.Credentials:
         token = self.token.get_secret_value() if self.token else None

@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models._guard import (
     Decoding,
@@ -87,7 +88,7 @@ class AgentEvent(BaseModel):
     response: AgentResponse | None = None
 
 
-class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
+class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     """A Runnable over a responses agent endpoint (ResponsesAgent on Model Serving, or an App).
 
     Input: a string, a list of messages, a LangGraph-style ``{"messages": [...]}`` state, or a
@@ -135,6 +136,9 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     @property
     def endpoint(self) -> str:
         return self.chat.endpoint
+
+    def _owned(self) -> list[Any]:
+        return [self.chat]
 
     # -- request ----------------------------------------------------------------------------------
     def _prepare(self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool) -> PreparedCall:

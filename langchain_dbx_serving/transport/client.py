@@ -183,16 +183,25 @@ class Transport:
         return entry
 
     def close(self) -> None:
-        """Close the clients this transport created (not injected ones)."""
+        """Close the clients this transport created (not injected ones).
+
+        Async clients are closed by their event loop's shutdown (``asyncio.run`` ends) or by
+        :meth:`aclose`; those of loops already closed are dropped here.
+        """
         if self._client is not None:
             self._client.close()
             self._client = None
+        for key, entry in list(self._async_clients.items()):
+            if entry.loop is None or entry.loop.is_closed():
+                self._async_clients.pop(key, None)
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop, if this transport created it."""
+        """Close the running loop's async client and the sync client, if this transport
+        created them."""
         entry = self._async_clients.pop(id(asyncio.get_running_loop()), None)
         if entry is not None:
-            await entry.client.aclose()
+            await entry.aclose()
+        self.close()
 
     # -- requests and retries ---------------------------------------------------------------------
     def _credentials_are_static(self) -> bool:
@@ -454,6 +463,7 @@ class Transport:
         """The response of the first successful attempt. It holds one of ``pool``'s slots:
         the caller ends it with ``await pool.close(response)``."""
         pool = self._async_client()
+        await pool.watch_loop()
         client = pool.client
         call = _Call(url, endpoint, _dumps(body), Deadline(self.timeout))
         injected = self._injected_async_client is not None
@@ -563,7 +573,7 @@ class _LoopClient:
     """An event loop's AsyncClient and the semaphore bounding its requests in flight
     (``None`` for an injected client, whose pool is used as it is)."""
 
-    __slots__ = ("client", "loop", "slots")
+    __slots__ = ("client", "closer", "loop", "slots")
 
     def __init__(
         self,
@@ -574,6 +584,28 @@ class _LoopClient:
         self.client = client
         self.slots = slots
         self.loop = loop
+        self.closer: AsyncIterator[None] | None = None
+
+    async def watch_loop(self) -> None:
+        """Have the client closed when its event loop shuts down.
+
+        asyncio has no loop-close callback, but ``asyncio.run`` (and ``asyncio.Runner``, which
+        pytest-asyncio uses) closes every async generator still open on the loop before closing
+        it: a started generator that closes the client in its ``finally`` is such a hook.
+        Without it, each ``asyncio.run(model.ainvoke(...))`` leaves its sockets to the garbage
+        collector ("unclosed transport").
+        """
+        if self.loop is None or self.closer is not None:
+            return
+        self.closer = _close_at_loop_shutdown(self.client)
+        await self.closer.__anext__()
+
+    async def aclose(self) -> None:
+        if self.closer is not None:
+            closer, self.closer = self.closer, None
+            await closer.aclose()  # type: ignore[attr-defined]
+        else:
+            await self.client.aclose()
 
     async def acquire(self, deadline: Deadline, endpoint: str | None) -> None:
         if self.slots is None:
@@ -597,6 +629,13 @@ class _LoopClient:
             await response.aclose()
         finally:
             self.release()
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class _Call:
