@@ -73,11 +73,10 @@ def test_with_closes_the_connections(ep: LocalEndpoint, name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_async_with_closes_the_loops_connections(ep: LocalEndpoint, name: str) -> None:
-    model, use = makers(ep)[name]
+    model, _ = makers(ep)[name]
 
     async def main() -> set[str]:
         async with model as opened:
-            await asyncio.to_thread(lambda: None)
             if name == "embeddings":
                 await opened.aembed_query("hi")
             else:
