@@ -21,7 +21,8 @@ import httpx
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from langchain_dbx_serving import auth
+from langchain_dbx_serving import _check, auth
+from langchain_dbx_serving._check import CheckReport
 from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
@@ -78,6 +79,21 @@ class DatabricksConnection(Closeable, BaseModel):
                 allow_insecure_http=self.allow_insecure_http,
             )
         return self._transport
+
+    def check(self) -> CheckReport:
+        """Validate host, credentials and the endpoint in one cheap request (no model runs),
+        within ``timeout``: a :class:`CheckReport`, or the typed error a call would raise.
+
+        Example:
+            .. code-block:: python
+
+                print(ChatDatabricksServing(endpoint="my-agent").check())
+        """
+        return _check.check(self)
+
+    async def acheck(self) -> CheckReport:
+        """Async :meth:`check`."""
+        return await _check.acheck(self)
 
     def _owned(self) -> list[Transport]:
         return [self._transport] if self._transport is not None else []

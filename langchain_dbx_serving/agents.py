@@ -140,6 +140,14 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     def _owned(self) -> list[Any]:
         return [self.chat]
 
+    def check(self) -> Any:
+        """Validate host, credentials and the endpoint (see ``ChatDatabricksResponses.check``)."""
+        return self.chat.check()
+
+    async def acheck(self) -> Any:
+        """Async :meth:`check`."""
+        return await self.chat.acheck()
+
     # -- request ----------------------------------------------------------------------------------
     def _prepare(self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool) -> PreparedCall:
         messages, items, body_keys = _split_input(value)
@@ -170,7 +178,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
-        guard = Decoding(call.endpoint)
+        guard = Decoding(call.endpoint, run=run_manager)
         reply = transport.post_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
@@ -186,7 +194,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     ) -> AgentResponse:
         call = self._prepare(value, kwargs, stream=False)
         transport = self.chat.transport
-        guard = Decoding(call.endpoint)
+        guard = Decoding(call.endpoint, run=run_manager)
         reply = await transport.apost_json(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
@@ -224,7 +232,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
-            guard = Decoding(call.endpoint)
+            guard = Decoding(call.endpoint, run=run_manager)
             stream = transport.stream(
                 call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
             )
@@ -250,7 +258,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
             events = _EventBuilder()
             traces = self._surfacer(call, run_manager)
             transport = self.chat.transport
-            guard = Decoding(call.endpoint)
+            guard = Decoding(call.endpoint, run=run_manager)
             stream = transport.astream(
                 call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
             )

@@ -43,11 +43,14 @@ _FOREIGN = (TypeError, KeyError, AttributeError, IndexError, ValueError, Recursi
 class Decoding:
     """Where a call's reply is decoded: its endpoint and (once known) its request id."""
 
-    __slots__ = ("endpoint", "request_id")
+    __slots__ = ("endpoint", "request_id", "run")
 
-    def __init__(self, endpoint: str | None, request_id: str | None = None) -> None:
+    def __init__(
+        self, endpoint: str | None, request_id: str | None = None, run: Any = None
+    ) -> None:
         self.endpoint = endpoint
         self.request_id = request_id
+        self.run = run  # the callback run retries are reported on (default: the current one)
 
     @contextlib.contextmanager
     def event(self, data: Any, what: str = "a stream event") -> Iterator[None]:

@@ -32,6 +32,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ import httpx
 from langchain_dbx_serving._json import dumps_request
 from langchain_dbx_serving.auth import Credentials, TokenCredentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
-from langchain_dbx_serving.transport import _deadline
+from langchain_dbx_serving.transport import _deadline, _retry_events
 from langchain_dbx_serving.transport._body import (
     ReplyReader,
     araw_chunks,
@@ -70,6 +71,7 @@ _RETRY_BUDGET = 60.0
 _MAX_REPLY_BYTES = 256 * 1024 * 1024
 _MAX_CONNECTIONS = 64
 _USER_AGENT = "langchain-dbx-serving/0.1"
+_GET = object()  # the body of a GET request (workspace APIs: model.check())
 
 
 def _dumps(body: Any) -> bytes:
@@ -162,6 +164,9 @@ class Transport:
                 if self._client is None:
                     client = httpx.Client(timeout=self._timeout(), limits=self._limits())
                     self._probed = _deadline.install(client)
+                    # A model dropped without close() closes its sockets when it is collected,
+                    # instead of leaving them to the garbage collector ("unclosed socket").
+                    weakref.finalize(self, client.close)
                     self._client = client
         return self._client
 
@@ -262,7 +267,7 @@ class Transport:
         call.auth = None
         call.secrets = secrets_of(headers)
         return client.build_request(
-            "POST", call.url, content=call.content, headers=headers, timeout=timeout
+            call.method, call.url, content=call.content, headers=headers, timeout=timeout
         )
 
     def _retry_delay(
@@ -290,14 +295,12 @@ class Transport:
             return None
         return delay
 
-    def _log_retry(self, error: DatabricksServingError, delay: float, attempt: int) -> None:
-        logger.debug(
-            "%s; retrying in %.2fs (retry %d of %d)",
-            error.message,
-            delay,
-            attempt + 1,
-            self.max_retries,
-        )
+    def _log_retry(
+        self, error: DatabricksServingError, delay: float, attempt: int
+    ) -> dict[str, Any]:
+        data = _retry_events.retry_data(error, delay, attempt, self.max_retries)
+        _retry_events.log(error, data)
+        return data
 
     def _status_failure(
         self, response: httpx.Response, body: bytes, call: _Call
@@ -354,10 +357,15 @@ class Transport:
 
     # -- sync -------------------------------------------------------------------------------------
     def _send(
-        self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
+        self,
+        url: str,
+        body: Any,
+        endpoint: str | None,
+        headers: Mapping[str, str] | None,
+        info: Any = None,
     ) -> tuple[httpx.Response, _Call]:
         client = self._sync_client()
-        call = _Call(url, endpoint, _dumps(body), Deadline(self.timeout))
+        call = _Call(url, endpoint, body, Deadline(self.timeout))
         injected = self._injected_client is not None
         while True:
             attempt = call.begin()
@@ -382,7 +390,7 @@ class Transport:
             delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
-            self._log_retry(error, delay, call.attempt)
+            _retry_events.emit(self._log_retry(error, delay, call.attempt), info)
             self._sleep(delay)
             call.next(delay)
 
@@ -396,7 +404,7 @@ class Transport:
         info: Any = None,
     ) -> Any:
         """POST ``body`` and return the parsed JSON reply."""
-        response, call = self._send(url, body, endpoint, headers)
+        response, call = self._send(url, body, endpoint, headers, info)
         try:
             reader = ReplyReader(response, endpoint, self.max_reply_bytes)
             if info is not None:  # e.g. a chat model's Decoding: names the request in errors
@@ -413,6 +421,15 @@ class Transport:
             response.close()
         return reader.json()
 
+    def get_json(self, url: str, *, endpoint: str | None = None) -> Any:
+        """GET ``url`` (a workspace API) and return the parsed JSON reply, with the same
+        deadline, retries and typed errors as :meth:`post_json`."""
+        return self.post_json(url, _GET, endpoint=endpoint)
+
+    async def aget_json(self, url: str, *, endpoint: str | None = None) -> Any:
+        """Async :meth:`get_json`."""
+        return await self.apost_json(url, _GET, endpoint=endpoint)
+
     def stream(
         self,
         url: str,
@@ -426,7 +443,7 @@ class Transport:
 
         A reply that is not an event stream (a plain JSON body) is yielded once, whole.
         """
-        response, call = self._send(url, body, endpoint, headers)
+        response, call = self._send(url, body, endpoint, headers, info)
         try:
             reader = ReplyReader(response, endpoint, self.max_reply_bytes)
             if info is not None:  # e.g. a chat model's Decoding: names the request in errors
@@ -458,14 +475,19 @@ class Transport:
 
     # -- async ------------------------------------------------------------------------------------
     async def _asend(
-        self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
+        self,
+        url: str,
+        body: Any,
+        endpoint: str | None,
+        headers: Mapping[str, str] | None,
+        info: Any = None,
     ) -> tuple[httpx.Response, _LoopClient, _Call]:
         """The response of the first successful attempt. It holds one of ``pool``'s slots:
         the caller ends it with ``await pool.close(response)``."""
         pool = self._async_client()
         await pool.watch_loop()
         client = pool.client
-        call = _Call(url, endpoint, _dumps(body), Deadline(self.timeout))
+        call = _Call(url, endpoint, body, Deadline(self.timeout))
         injected = self._injected_async_client is not None
         while True:
             attempt = call.begin()
@@ -496,7 +518,7 @@ class Transport:
             delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
-            self._log_retry(error, delay, call.attempt)
+            await _retry_events.aemit(self._log_retry(error, delay, call.attempt), info)
             await asyncio.sleep(delay)
             call.next(delay)
 
@@ -510,7 +532,7 @@ class Transport:
         info: Any = None,
     ) -> Any:
         """Async :meth:`post_json`."""
-        response, pool, call = await self._asend(url, body, endpoint, headers)
+        response, pool, call = await self._asend(url, body, endpoint, headers, info)
         try:
             reader = ReplyReader(response, endpoint, self.max_reply_bytes)
             if info is not None:  # e.g. a chat model's Decoding: names the request in errors
@@ -537,7 +559,7 @@ class Transport:
         info: Any = None,
     ) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        response, pool, call = await self._asend(url, body, endpoint, headers)
+        response, pool, call = await self._asend(url, body, endpoint, headers, info)
         try:
             reader = ReplyReader(response, endpoint, self.max_reply_bytes)
             if info is not None:  # e.g. a chat model's Decoding: names the request in errors
@@ -649,15 +671,17 @@ class _Call:
         "deadline",
         "endpoint",
         "host",
+        "method",
         "secrets",
         "url",
         "waited",
     )
 
-    def __init__(self, url: str, endpoint: str | None, content: bytes, deadline: Deadline) -> None:
+    def __init__(self, url: str, endpoint: str | None, body: Any, deadline: Deadline) -> None:
         self.url = url
         self.endpoint = endpoint
-        self.content = content
+        self.method = "GET" if body is _GET else "POST"
+        self.content = b"" if body is _GET else _dumps(body)
         self.deadline = deadline
         self.host = httpx.URL(url).netloc.decode("ascii", "replace")
         self.current = Attempt(deadline, self.host)
