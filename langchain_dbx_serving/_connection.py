@@ -48,9 +48,11 @@ class DatabricksConnection(Closeable, BaseModel):
     workspace_client: Any = Field(default=None, exclude=True, repr=False)
     """A ``databricks.sdk.WorkspaceClient`` whose config provides host and credentials."""
     timeout: float | None = 120.0
-    """Seconds to wait for a connection, and between bytes of a reply."""
+    """Seconds the whole call may take: credentials, connect, every byte of the reply (streams
+    included) and retries. Keep-alive comments do not extend it. ``None``: no bound."""
     max_retries: int = 3
-    """Retries of 429, 503 and failed connections, before any byte of a reply arrived."""
+    """Retries of 429, 503 and failed connections, before any byte of a reply arrived (each
+    one is a ``databricks_retry`` custom event), within ``timeout``."""
     allow_insecure_http: bool = False
     """Allow sending the token over plain ``http://`` to a host that is not loopback."""
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)

@@ -2,13 +2,17 @@
 
 :class:`Transport` is the only place that performs HTTP. Its retry discipline:
 
-- it retries 429, 503 and failures that leave the request safe to re-send (refused or reset
-  connections, connect timeouts), and only before any byte of the reply reached the caller:
-  once a reply has started, a failure is raised (with what arrived), never silently re-sent;
+- ``timeout`` bounds the whole call (credentials, connect, every read, retry waits), enforced
+  at the socket (``_deadline``);
+- it retries 429, 503 and failures that leave the request safe to re-send (refused
+  connections, connect timeouts, connections that broke before any byte of a reply, seen at
+  the socket; ``_classify``): once a byte of a reply (the status line included) has arrived,
+  a failure is raised (with what arrived), never re-sent;
 - at most ``max_retries`` retries (``0`` disables them), waiting ``Retry-After`` when the server
   says, else exponential backoff with jitter (0.5 s, 1 s, 2 s, ... capped at 8 s), and never more
   than ``retry_budget`` seconds in total;
-- every retry is logged at DEBUG on the ``langchain_dbx_serving`` logger, with no credentials.
+- every retry is logged at DEBUG on the ``langchain_dbx_serving`` logger, with no credentials,
+  and dispatched as the ``databricks_retry`` custom event (``_retry_events``).
 
 Async requests wait for one of the pool's ``max_connections`` slots before entering httpx:
 httpcore's pool rescans every queued request whenever one is added, so 2,000 requests queued
