@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -188,6 +189,8 @@ class Transport:
             client = httpx.AsyncClient(timeout=self._timeout(), limits=self._limits())
             self._probed = _deadline.install(client)
             entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
+            # A model dropped while its loop runs: close the client on that loop.
+            weakref.finalize(self, _close_on_loop, loop, client)
             self._async_clients[id(loop)] = entry
         return entry
 
@@ -655,6 +658,13 @@ class _LoopClient:
             await response.aclose()
         finally:
             self.release()
+
+
+def _close_on_loop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    if loop.is_closed() or client.is_closed:
+        return
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(lambda: loop.create_task(client.aclose()))
 
 
 async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
