@@ -4,8 +4,10 @@ Three hundred customer reviews go through ``prompt | ChatDatabricksServing | par
 ``MAX_CONCURRENCY`` requests in flight (``abatch_as_completed`` with ``max_concurrency``), each
 answer counted as it arrives. Rate limits are absorbed by the transport: a ``429`` is retried
 after the server's ``Retry-After`` (else after an exponential backoff with jitter), up to
-``max_retries`` times, before any row fails. The transport logs each retry at DEBUG on the
-``langchain_dbx_serving`` logger; a small handler counts them. Rows that still fail are
+``max_retries`` times, before any row fails. Each retry is a LangChain custom event,
+``databricks_retry`` (``endpoint``, ``attempt``, ``wait``, ``status``); a callback handler
+counts them, with no log parsing (each retry is also a DEBUG log record whose
+``databricks_retry`` attribute holds the same dict). Rows that still fail are
 returned as exceptions (``return_exceptions=True``) and reported, without stopping the run.
 
 Offline by default: a local serving endpoint on 127.0.0.1 classifies reviews by keywords and,
@@ -24,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_dbx_serving import ChatDatabricksServing
 from langchain_dbx_serving.testing import BackendRequest, FaultPlan, LocalEndpoint, Reply
@@ -65,31 +68,15 @@ def sentiment_model(request: BackendRequest) -> Reply:
     return Reply.text(label or "neutral", usage=(len(review.split()) + 30, 1))
 
 
-class RetryCounter(logging.Handler):
-    """Counts the retries the transport logs, by HTTP status (``"429"``, ``"503"``, ...)."""
+class RetryCounter(BaseCallbackHandler):
+    """Counts ``databricks_retry`` events by HTTP status (``"429"``, ``"503"``, ``"conn"``)."""
 
     def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
         self.by_status: collections.Counter[str] = collections.Counter()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "; retrying in " in message:
-            status = message.split(" returned ", 1)[1][:3] if " returned " in message else "conn"
-            self.by_status[status] += 1
-
-
-@contextlib.contextmanager
-def counting_retries() -> Iterator[RetryCounter]:
-    logger = logging.getLogger("langchain_dbx_serving")
-    counter, level = RetryCounter(), logger.level
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield counter
-    finally:
-        logger.removeHandler(counter)
-        logger.setLevel(level)
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        if name == "databricks_retry":
+            self.by_status[str(data["status"] or "conn")] += 1
 
 
 class Progress:
@@ -131,11 +118,13 @@ def build_chain(llm: ChatDatabricksServing) -> Runnable:
     return prompt | llm | StrOutputParser()
 
 
-async def classify(chain: Runnable, rows: list[dict[str, str]]) -> list[str | Exception]:
+async def classify(
+    chain: Runnable, rows: list[dict[str, str]], retries: RetryCounter
+) -> list[str | Exception]:
     """Runs ``chain`` over ``rows``, at most MAX_CONCURRENCY at a time, in any order."""
     labels: list[str | Exception] = [""] * len(rows)
     progress = Progress(len(rows))
-    config = {"max_concurrency": MAX_CONCURRENCY}
+    config: RunnableConfig = {"max_concurrency": MAX_CONCURRENCY, "callbacks": [retries]}
     inputs = [{"review": row["review"]} for row in rows]
     async for index, output in chain.abatch_as_completed(
         inputs, config=config, return_exceptions=True
@@ -161,9 +150,10 @@ def report(rows: list[dict[str, str]], labels: list[str | Exception]) -> None:
 def main() -> None:
     rows = reviews()
     print(f"dataset: {len(rows)} reviews, max_concurrency={MAX_CONCURRENCY}")
-    with chat_model() as (llm, local), counting_retries() as retries:
+    retries = RetryCounter()
+    with chat_model() as (llm, local):
         started = time.perf_counter()
-        labels = asyncio.run(classify(build_chain(llm), rows))
+        labels = asyncio.run(classify(build_chain(llm), rows, retries))
         elapsed = time.perf_counter() - started
         sent_429 = local.faults.applied if local is not None else None
 

@@ -30,7 +30,9 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_dbx_serving import _arguments, _paths, auth
+from langchain_dbx_serving import _arguments, _check, _paths, auth
+from langchain_dbx_serving._check import CheckReport
+from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.errors import ConfigurationError
 from langchain_dbx_serving.transport.client import Transport
 
@@ -46,7 +48,7 @@ def _token_from_env() -> SecretStr | None:
     return None if value is None else SecretStr(auth.clean_secret(value, _ENVIRONMENT))
 
 
-class DatabricksConnection(BaseModel):
+class DatabricksConnection(Closeable, BaseModel):
     """Host, credentials and HTTP settings, and the :class:`Transport` built from them."""
 
     model_config = ConfigDict(
@@ -65,9 +67,11 @@ class DatabricksConnection(BaseModel):
     workspace_client: Any = Field(default=None, exclude=True, repr=False)
     """A ``databricks.sdk.WorkspaceClient`` whose config provides host and credentials."""
     timeout: float | None = 120.0
-    """Seconds to wait for a connection, and between bytes of a reply."""
+    """Seconds the whole call may take: credentials, connect, every byte of the reply (streams
+    included) and retries. Keep-alive comments do not extend it. ``None``: no bound."""
     max_retries: int = 3
-    """Retries of 429, 503 and failed connections, before any byte of a reply arrived."""
+    """Retries of 429, 503 and failed connections, before any byte of a reply arrived (each
+    one is a ``databricks_retry`` custom event), within ``timeout``."""
     allow_insecure_http: bool = False
     """Allow sending the token over plain ``http://`` to a host that is not loopback."""
     propagate_trace_context: bool = True
@@ -125,6 +129,24 @@ class DatabricksConnection(BaseModel):
                 allow_insecure_http=self.allow_insecure_http,
             )
         return self._transport
+
+    def check(self) -> CheckReport:
+        """Validate host, credentials and the endpoint in one cheap request (no model runs),
+        within ``timeout``: a :class:`CheckReport`, or the typed error a call would raise.
+
+        Example:
+            .. code-block:: python
+
+                print(ChatDatabricksServing(endpoint="my-agent").check())
+        """
+        return _check.check(self)
+
+    async def acheck(self) -> CheckReport:
+        """Async :meth:`check`."""
+        return await _check.acheck(self)
+
+    def _owned(self) -> list[Transport]:
+        return [self._transport] if self._transport is not None else []
 
     def _credentials(self) -> auth.Credentials:
         token = self.token.get_secret_value() if self.token else None

@@ -21,10 +21,17 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, conv
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.approvals import ApprovalRequest, approval_requests
 from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
+from langchain_dbx_serving.chat_models._guard import (
+    Decoding,
+    KeepPartial,
+    auntil_complete,
+    until_complete,
+)
 from langchain_dbx_serving.chat_models._layers import (
     DatabricksBinding,
     bind_kwargs,
@@ -96,7 +103,7 @@ class AgentEvent(BaseModel):
     response: AgentResponse | None = None
 
 
-class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
+class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     """A Runnable over a responses agent endpoint (ResponsesAgent on Model Serving, or an App).
 
     Input: a string, a list of messages, a LangGraph-style ``{"messages": [...]}`` state, or a
@@ -144,6 +151,17 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
     @property
     def endpoint(self) -> str:
         return self.chat.endpoint
+
+    def _owned(self) -> list[Any]:
+        return [self.chat]
+
+    def check(self) -> Any:
+        """Validate host, credentials and the endpoint (see ``ChatDatabricksResponses.check``)."""
+        return self.chat.check()
+
+    async def acheck(self) -> Any:
+        """Async :meth:`check`."""
+        return await self.chat.acheck()
 
     # -- request ----------------------------------------------------------------------------------
     def _prepare(
@@ -193,10 +211,11 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         with agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
+            guard = Decoding(call.endpoint, run=run_manager)
             reply = transport.post_json(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
             )
-            response = _response_from_reply(reply)
+            response = guard.reply(_response_from_reply, reply)
             self._surfacer(call, run_manager, model.run).metadata(_trace_metadata(response))
             model.end(response.message)
         return response
@@ -213,10 +232,11 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         async with async_agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
+            guard = Decoding(call.endpoint, run=run_manager)
             reply = await transport.apost_json(
-                call.url, call.body, endpoint=call.endpoint, headers=call.headers
+                call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
             )
-            response = _response_from_reply(reply)
+            response = guard.reply(_response_from_reply, reply)
             surfacer = self._surfacer(call, run_manager, model.run)
             await surfacer.ametadata(_trace_metadata(response))
             await model.aend(response.message)
@@ -315,11 +335,18 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
                 events = _EventBuilder()
                 traces = self._surfacer(call, run_manager, model.run)
-                for data in _background.agent_events(self.chat, call, traces, events):
-                    for event in events.feed(data):
-                        model.token(event.delta if event.type == "text_delta" else "")
-                        yield event
-                for event in events.finish():
+                guard = Decoding(call.endpoint, run=run_manager)
+                stream = _background.agent_events(self.chat, call, traces, events, guard)
+                with KeepPartial(events.chunks, call.endpoint, events.partial):
+                    for data in until_complete(stream, events.decoder):
+                        with guard.event(data):
+                            fed = events.feed(data)
+                        for event in fed:
+                            model.token(event.delta if event.type == "text_delta" else "")
+                            yield event
+                    with guard.event("<end of stream>"):
+                        finished = events.finish()
+                for event in finished:
                     if event.response is not None:
                         traces.metadata(_trace_metadata(event.response))
                         model.end(event.response.message)
@@ -337,11 +364,18 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
                 call = self._prepare(value, kwargs, stream=True, run_manager=model.run)
                 events = _EventBuilder()
                 traces = self._surfacer(call, run_manager, model.run)
-                async for data in _background.agent_aevents(self.chat, call, traces, events):
-                    for event in events.feed(data):
-                        await model.atoken(event.delta if event.type == "text_delta" else "")
-                        yield event
-                for event in events.finish():
+                guard = Decoding(call.endpoint, run=run_manager)
+                stream = _background.agent_aevents(self.chat, call, traces, events, guard)
+                with KeepPartial(events.chunks, call.endpoint, events.partial):
+                    async for data in auntil_complete(stream, events.decoder):
+                        with guard.event(data):
+                            fed = events.feed(data)
+                        for event in fed:
+                            await model.atoken(event.delta if event.type == "text_delta" else "")
+                            yield event
+                    with guard.event("<end of stream>"):
+                        finished = events.finish()
+                for event in finished:
                     if event.response is not None:
                         await traces.ametadata(_trace_metadata(event.response))
                         await model.aend(event.response.message)
@@ -517,8 +551,18 @@ class _EventBuilder:
             events += _deltas(chunk)
         items = [item for item in self.decoder.output_items if isinstance(item, dict)]
         events += self._new_items(items)
+        events.append(AgentEvent(type="response", response=self._response(self.chunks, items)))
+        return events
+
+    def partial(self, chunks: list[AIMessageChunk]) -> AgentResponse:
+        """What arrived before a stream failed, as an ``AgentResponse`` (``partial``)."""
+        items = [item for item in self.decoder.output_items if isinstance(item, dict)]
+        return self._response(chunks, items)
+
+    @staticmethod
+    def _response(chunks: list[AIMessageChunk], items: list[dict[str, Any]]) -> AgentResponse:
         total = AIMessageChunk(content="")
-        for chunk in self.chunks:
+        for chunk in chunks:
             total = total + chunk
         message = AIMessage(
             content=total.content,
@@ -528,8 +572,7 @@ class _EventBuilder:
             response_metadata=total.response_metadata,
             id=total.id,
         )
-        events.append(AgentEvent(type="response", response=_response(message, items)))
-        return events
+        return _response(message, items)
 
     def _new_items(self, items: list[dict[str, Any]]) -> list[AgentEvent]:
         fresh = [item for item in items if item not in self.emitted]

@@ -146,12 +146,48 @@ class SdkCredentials:
         return f"SdkCredentials(host={self.host!r})"
 
 
+_WORKSPACE_DOMAINS = (
+    ".cloud.databricks.com",
+    ".azuredatabricks.net",
+    ".gcp.databricks.com",
+    ".databricks.azure.cn",
+    ".databricks.azure.us",
+    ".cloud.databricks.us",
+    ".cloud.databricks.mil",
+)
+_SERVING_SUFFIX = "/serving-endpoints"
+
+
 def normalize_host(host: str | None) -> str | None:
-    """``adb-1.azuredatabricks.net/`` -> ``https://adb-1.azuredatabricks.net``."""
+    """A workspace URL without trailing ``/`` or ``/serving-endpoints``.
+
+    A host without a scheme gets ``https://`` only when it is a Databricks workspace domain;
+    anything else (``127.0.0.1:8080``, a gateway) is a :class:`ConfigurationError` saying
+    which scheme to write, because guessing wrong means a TLS error or a cleartext token.
+
+    Example:
+        >>> normalize_host("adb-1.azuredatabricks.net/")
+        'https://adb-1.azuredatabricks.net'
+        >>> normalize_host("https://adb-1.azuredatabricks.net/serving-endpoints/")
+        'https://adb-1.azuredatabricks.net'
+    """
     if not host:
         return None
     host = host.strip().rstrip("/")
+    if host.lower().endswith(_SERVING_SUFFIX):
+        # The OpenAI base_url habit: {workspace}/serving-endpoints is the base, not the host.
+        host = host[: -len(_SERVING_SUFFIX)].rstrip("/")
     if "://" not in host:
+        name = (urlsplit("//" + host).hostname or "").rstrip(".").lower()
+        if not name.endswith(_WORKSPACE_DOMAINS):
+            local = is_loopback("//" + host)
+            fixed = ("http://" if local else "https://") + host
+            why = "a local endpoint or tunnel" if local else "a gateway or custom domain"
+            raise ConfigurationError(
+                f"host {host!r} has no scheme: write {fixed!r} if it is {why}; only "
+                "Databricks workspace domains get https:// added, because a wrong guess means "
+                "a TLS error or a token sent in clear text"
+            )
         host = "https://" + host
     return host
 
@@ -211,6 +247,7 @@ def resolve(
         return TokenCredentials(token, host, source)
     if workspace_client is not None:
         return SdkCredentials(workspace_client.config)
+    host = normalize_host(host)
     return SdkCredentials(sdk_config(host=host) if host else sdk_config())
 
 

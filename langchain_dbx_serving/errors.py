@@ -12,6 +12,7 @@ The hierarchy::
     ├── ConfigurationError           host or credentials missing or unusable; nothing was sent
     │   └── UnknownArgumentError     a constructor argument no field takes (also a TypeError)
     │   └── ModelRuleError           the request breaks a rule of the model family; nothing was sent
+    ├── RequestEncodingError         a request value JSON cannot carry (also a ValueError)
     ├── TransportError               no usable HTTP reply arrived
     │   ├── ServingConnectionError   connect refused/reset before a reply (also a ConnectionError)
     │   ├── ServingTimeoutError      connect/read/write/pool timeout (also a TimeoutError)
@@ -57,6 +58,7 @@ __all__ = [
     "MalformedResponseError",
     "ModelRuleError",
     "PermissionDeniedError",
+    "RequestEncodingError",
     "RateLimitError",
     "ResponseError",
     "RunNotFoundError",
@@ -74,7 +76,13 @@ __all__ = [
 
 
 class DatabricksServingError(Exception):
-    """Base class of every error raised by langchain-dbx-serving."""
+    """Base class of every error raised by langchain-dbx-serving.
+
+    ``partial`` holds what a stream delivered before the error (an ``AIMessageChunk`` for chat
+    models, an ``AgentResponse`` for ``AgentEndpoint``), or ``None`` when no stream began.
+    """
+
+    partial: Any = None
 
     def __init__(
         self,
@@ -130,6 +138,13 @@ class ModelRuleError(ConfigurationError, ValueError):
     """The request breaks a documented rule of the model family behind the endpoint (for
     example a Claude thinking budget not below ``max_tokens``). Raised before sending; the
     message names the rule, its source, and what to change."""
+class RequestEncodingError(DatabricksServingError, ValueError):
+    """A request value JSON cannot carry (``NaN``, a ``datetime``, a lone surrogate, a
+    non-string key). Raised before anything is sent; ``field`` names where it is."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.field = field
 
 
 class TransportError(DatabricksServingError):

@@ -19,6 +19,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializa
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.errors import (
     RateLimitError,
     ServiceUnavailableError,
@@ -65,7 +66,7 @@ class RouteResult(BaseModel):
         )
 
 
-class EndpointRouter(RunnableSerializable[Any, RouteResult]):
+class EndpointRouter(Closeable, RunnableSerializable[Any, RouteResult]):
     """Routes an input to one of several named runnables.
 
     Example:
@@ -101,6 +102,9 @@ class EndpointRouter(RunnableSerializable[Any, RouteResult]):
             unknown = [name for name in route.fallbacks if name not in names]
             if unknown:
                 raise ValueError(f"route {route.name!r} falls back to unknown routes {unknown}")
+
+    def _owned(self) -> list[Any]:
+        return [self.classifier, *(route.runnable for route in self.routes)]
 
     # -- choosing ---------------------------------------------------------------------------------
     def _by_name(self) -> dict[str, Route]:

@@ -90,7 +90,7 @@ def _event_data(call: PreparedCall, event: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- resumable streams ----------------------------------------------------------------------------
 def stream_source(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, info: Any = None
 ) -> tuple[Iterator[str], Any]:
     state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
 
@@ -99,13 +99,15 @@ def stream_source(
         if (config := traces._config()) is not None:
             dispatch_custom_event(RESUMED_EVENT, _event_data(call, event), config=config)  # type: ignore[arg-type]
 
-    first = chat.transport.stream(call.url, call.body, endpoint=call.endpoint, headers=call.headers)
+    first = chat.transport.stream(
+        call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
+    )
     decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
     return resumable(chat.transport, first, state, on_resumed), decoder
 
 
 def astream_source(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer
+    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, info: Any = None
 ) -> tuple[AsyncIterator[str], Any]:
     state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
 
@@ -115,7 +117,7 @@ def astream_source(
             await adispatch_custom_event(RESUMED_EVENT, _event_data(call, event), config=config)  # type: ignore[arg-type]
 
     first = chat.transport.astream(
-        call.url, call.body, endpoint=call.endpoint, headers=call.headers
+        call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
     )
     decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
     return aresumable(chat.transport, first, state, on_resumed), decoder
@@ -231,20 +233,28 @@ async def agenerate(
 
 # -- AgentEndpoint -------------------------------------------------------------------------------
 def agent_events(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+    chat: ChatDatabricksResponses,
+    call: PreparedCall,
+    traces: TraceSurfacer,
+    builder: Any,
+    info: Any = None,
 ) -> Iterator[str]:
     """``AgentEndpoint.stream``'s payloads, resumable; ``builder``'s decoder reports resumes."""
-    events, decoder = stream_source(chat, call, traces)
+    events, decoder = stream_source(chat, call, traces, info)
     decoder._inner = builder.decoder
     builder.decoder = decoder
     return events
 
 
 def agent_aevents(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, builder: Any
+    chat: ChatDatabricksResponses,
+    call: PreparedCall,
+    traces: TraceSurfacer,
+    builder: Any,
+    info: Any = None,
 ) -> AsyncIterator[str]:
     """Async :func:`agent_events`."""
-    events, decoder = astream_source(chat, call, traces)
+    events, decoder = astream_source(chat, call, traces, info)
     decoder._inner = builder.decoder
     builder.decoder = decoder
     return events

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
-from operator import add
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -24,12 +22,17 @@ from pydantic import ConfigDict, Field
 from langchain_dbx_serving._connection import DatabricksConnection
 from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.chat_models import _layers, _structured
+from langchain_dbx_serving.chat_models._guard import (
+    Decoding,
+    KeepPartial,
+    auntil_complete,
+    until_complete,
+)
 from langchain_dbx_serving.chat_models._tools import (
     check_tool_choice,
     format_tools,
     normalize_tool_choice,
 )
-from langchain_dbx_serving.errors import StreamInterruptedError
 from langchain_dbx_serving.protocols import _families
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._propagation import with_trace_context
@@ -174,20 +177,20 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         return {}
 
     def _stream_source(
-        self, call: PreparedCall, traces: TraceSurfacer
+        self, call: PreparedCall, traces: TraceSurfacer, info: Decoding | None = None
     ) -> tuple[Iterator[str], Any]:
         """The SSE payloads of a stream call and the decoder to feed them to."""
         events = self.transport.stream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
         )
         return events, self._protocol.StreamDecoder(**call.decode_options)
 
     def _astream_source(
-        self, call: PreparedCall, traces: TraceSurfacer
+        self, call: PreparedCall, traces: TraceSurfacer, info: Decoding | None = None
     ) -> tuple[AsyncIterator[str], Any]:
         """Async :meth:`_stream_source`."""
         events = self.transport.astream(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
         )
         return events, self._protocol.StreamDecoder(**call.decode_options)
 
@@ -349,10 +352,13 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs, stream=False)
+        guard = Decoding(call.endpoint)
         reply = self.transport.post_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        result = _finish_reasons(self._protocol.decode_reply(reply, **call.decode_options))
+        result = _finish_reasons(
+            guard.reply(self._protocol.decode_reply, reply, **call.decode_options)
+        )
         return self._surfacer(call, run_manager).result(result)
 
     @clears_frames
@@ -364,10 +370,13 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         call = self._prepare(messages, stop, kwargs, stream=False)
+        guard = Decoding(call.endpoint)
         reply = await self.transport.apost_json(
-            call.url, call.body, endpoint=call.endpoint, headers=call.headers
+            call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=guard
         )
-        result = _finish_reasons(self._protocol.decode_reply(reply, **call.decode_options))
+        result = _finish_reasons(
+            guard.reply(self._protocol.decode_reply, reply, **call.decode_options)
+        )
         return await self._surfacer(call, run_manager).aresult(result)
 
     @clears_frames
@@ -381,13 +390,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         call = self._prepare(messages, stop, kwargs, stream=True)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
-        events, decoder = self._stream_source(call, traces)
-        with _keep_partial(received):
-            for data in events:
-                for chunk in decoder.feed(data):
+        guard = Decoding(call.endpoint)
+        events, decoder = self._stream_source(call, traces, guard)
+        with KeepPartial(received, call.endpoint):
+            for data in until_complete(events, decoder):
+                with guard.event(data):
+                    chunks = decoder.feed(data)
+                for chunk in chunks:
                     received.append(chunk)
                     yield _finished(traces.chunk(_usage_if(call, chunk)))
-            for chunk in decoder.finish():
+            with guard.event("<end of stream>"):
+                chunks = decoder.finish()
+            for chunk in chunks:
                 yield _finished(traces.chunk(_usage_if(call, chunk)))
 
     @clears_frames
@@ -401,13 +415,18 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         call = self._prepare(messages, stop, kwargs, stream=True)
         traces = self._surfacer(call, run_manager)
         received: list[AIMessageChunk] = []
-        events, decoder = self._astream_source(call, traces)
-        with _keep_partial(received):
-            async for data in events:
-                for chunk in decoder.feed(data):
+        guard = Decoding(call.endpoint)
+        events, decoder = self._astream_source(call, traces, guard)
+        with KeepPartial(received, call.endpoint):
+            async for data in auntil_complete(events, decoder):
+                with guard.event(data):
+                    chunks = decoder.feed(data)
+                for chunk in chunks:
                     received.append(chunk)
                     yield _finished(await traces.achunk(_usage_if(call, chunk)))
-            for chunk in decoder.finish():
+            with guard.event("<end of stream>"):
+                chunks = decoder.finish()
+            for chunk in chunks:
                 yield _finished(await traces.achunk(_usage_if(call, chunk)))
 
     # -- tools and structured output --------------------------------------------------------------
@@ -514,17 +533,3 @@ def _finish_reasons(result: ChatResult) -> ChatResult:
                 "finish_reason": reason,
             }
     return result
-
-
-class _keep_partial:
-    """Attach what a stream delivered to a :class:`StreamInterruptedError` raised mid-way."""
-
-    def __init__(self, received: list[AIMessageChunk]) -> None:
-        self.received = received
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if isinstance(exc, StreamInterruptedError) and exc.partial is None and self.received:
-            exc.partial = reduce(add, self.received)

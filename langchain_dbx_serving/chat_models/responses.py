@@ -234,14 +234,14 @@ class ChatDatabricksResponses(DatabricksChatBase):
         return await super()._agenerate(messages, stop, run_manager, **kwargs)
 
     def _stream_source(
-        self, call: PreparedCall, traces: TraceSurfacer
+        self, call: PreparedCall, traces: TraceSurfacer, info: Any = None
     ) -> tuple[Iterator[str], Any]:
-        return _background.stream_source(self, call, traces)
+        return _background.stream_source(self, call, traces, info)
 
     def _astream_source(
-        self, call: PreparedCall, traces: TraceSurfacer
+        self, call: PreparedCall, traces: TraceSurfacer, info: Any = None
     ) -> tuple[AsyncIterator[str], Any]:
-        return _background.astream_source(self, call, traces)
+        return _background.astream_source(self, call, traces, info)
 
     def _headers(self, params: Mapping[str, Any]) -> dict[str, str] | None:
         options = params.get("databricks_options")

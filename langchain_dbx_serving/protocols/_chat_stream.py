@@ -26,6 +26,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     agent_text,
     as_str,
     block_of,
+    check_tool_name,
     content_pieces,
     is_index,
     raise_for_error,
@@ -277,6 +278,8 @@ class _ToolCallAssembler:
     def _add_one(self, fragment: WireToolCall) -> ToolCallChunk | None:
         call = self._call_for(fragment)
         function = fragment.function
+        if function is not None:
+            check_tool_name(function.name, fragment.index)
         new_id = as_str(fragment.id) if call.id is None else None
         new_name = as_str(function.name) if function and call.name is None else None
         call.id = call.id or new_id

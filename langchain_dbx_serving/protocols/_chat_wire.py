@@ -111,6 +111,16 @@ def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def check_tool_name(name: Any, index: Any) -> None:
+    """A tool call's ``function.name`` is a string (or absent, in a stream fragment)."""
+    if name is not None and not isinstance(name, str):
+        raise MalformedResponseError(
+            f"the endpoint sent a tool call whose field tool_calls[{index}].function.name is "
+            f"a {type(name).__name__} ({preview(name)}), not a string",
+            event=preview(name),
+        )
+
+
 def is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -286,8 +296,9 @@ def map_tool_calls(
     valid: list[ToolCall] = []
     invalid: list[InvalidToolCall] = []
     signatures: dict[str, str] = {}
-    for call in calls or []:
+    for index, call in enumerate(calls or []):
         function = call.function or WireFunction()
+        check_tool_name(function.name, index)
         name = as_str(function.name)
         call_id = as_str(call.id)
         args, error = parse_arguments(function.arguments)

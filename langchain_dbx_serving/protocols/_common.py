@@ -8,6 +8,7 @@ from typing import Any
 
 from langchain_core.messages.ai import InputTokenDetails, OutputTokenDetails, UsageMetadata
 
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving.errors import MalformedResponseError
 
 _PREVIEW = 200
@@ -19,7 +20,10 @@ lenient_json = json.JSONDecoder(strict=False).decode
 
 def preview(data: Any) -> str:
     """A short printable prefix of a payload, for error messages."""
-    text = data if isinstance(data, str) else repr(data)
+    try:
+        text = data if isinstance(data, str) else repr(data)
+    except RecursionError:
+        text = "<a value nested too deeply to show>"
     return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
 
 
@@ -29,7 +33,7 @@ def parse_event(data: str) -> Any:
     Raises :class:`MalformedResponseError` naming the event when it is not JSON.
     """
     try:
-        return lenient_json(data)
+        return loads(data)
     except ValueError as exc:
         raise MalformedResponseError(
             f"the endpoint sent an event that is not valid JSON ({exc}): {preview(data)!r}",

@@ -210,6 +210,11 @@ class ResumeAwareDecoder:
         self._inner = inner
         self._state = state
 
+    @property
+    def _complete(self) -> Any:
+        """The wrapped decoder's: whether the reply was already whole (see chat_models/_guard)."""
+        return getattr(self._inner, "_complete", False)
+
     def feed(self, data: str) -> list[Any]:
         return self._inner.feed(data)
 

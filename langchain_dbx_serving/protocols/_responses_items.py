@@ -115,7 +115,17 @@ def _message_parts(item: Mapping[str, Any]) -> list[Any]:
     return [{"type": "output_text", "text": p} if isinstance(p, str) else p for p in content]
 
 
+def _name_of(item: Mapping[str, Any]) -> str | None:
+    """A ``function_call`` item's ``name``: a string, or absent; anything else is malformed."""
+    name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        raise malformed("a function_call item whose field `name` is not a string", item)
+    return name
+
+
 def _is_text_part(part: Any) -> bool:
+    if isinstance(part, Mapping) and not isinstance(part.get("type", ""), str):
+        raise malformed("a content part whose field `type` is not a string", part)
     return (
         isinstance(part, Mapping)
         and part.get("type") in _TEXT_PART_TYPES
@@ -232,7 +242,7 @@ def parse_arguments(arguments: str) -> tuple[dict[str, Any] | None, str | None]:
 def function_call_to_tool_call(item: Mapping[str, Any]) -> ToolCall | InvalidToolCall:
     """A ``function_call`` item as a LangChain tool call (invalid when args are not JSON)."""
     call_id = call_id_of(item)
-    name = _str(item.get("name"))
+    name = _name_of(item)
     arguments = arguments_of(item)
     args, error = parse_arguments(arguments)
     if name is None:
@@ -285,7 +295,7 @@ def server_tool_call_block(item: Mapping[str, Any]) -> dict[str, Any]:
     block: dict[str, Any] = {
         "type": "server_tool_call",
         "id": call_id_of(item) or "",
-        "name": _str(item.get("name")) or "",
+        "name": _name_of(item) or "",
         "args": args if args is not None else {},
     }
     extras = _wire_extras(item)

@@ -270,6 +270,7 @@ class ServingApp:
             Route("/responses", self._root_responses, methods=["POST"]),
             Route("/health", self._health, methods=["GET"]),
             Route("/agent/info", self._agent_info, methods=["GET"]),
+            Route("/api/2.0/serving-endpoints/{name}", self._endpoint_info, methods=["GET"]),
         ]
         if long_running is not None:
             routes += long_running.routes(self)
@@ -315,6 +316,16 @@ class ServingApp:
 
     async def _agent_info(self, request: Request) -> Response:
         return JSONResponse({"name": self.root, "use_case": "agent", "agent_api": "responses"})
+
+    async def _endpoint_info(self, request: Request) -> Response:
+        """The serving-endpoints GET API (what ``model.check()`` asks), in short."""
+        try:
+            self._check_auth(request)
+            name, _backend, _agent = self._lookup({}, request.path_params["name"], False)
+        except inbound.RequestRejected as exc:
+            return error_response(exc.reply, str(uuid.uuid4()))
+        state = {"ready": "READY", "config_update": "NOT_UPDATING"}
+        return JSONResponse({"name": name, "state": state, "creator": "local"})
 
     async def _no_route(self, request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

@@ -7,14 +7,15 @@ message is, and drops the connection instead of downloading a whole error page.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import httpx
 
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving._redact import redact, secrets_in
 from langchain_dbx_serving.errors import DatabricksServingError, MalformedResponseError
+from langchain_dbx_serving.transport._decompress import BodyDecoder
 from langchain_dbx_serving.transport._errors import during_reply_error, request_id_of
 from langchain_dbx_serving.transport.sse import SSEDecoder
 
@@ -26,7 +27,16 @@ MAX_ERROR_BODY = 64 * 1024
 class ReplyReader:
     """Collects a successful reply's body within ``limit`` bytes; shared by sync and async."""
 
-    __slots__ = ("declared", "endpoint", "limit", "parts", "request_id", "response", "size")
+    __slots__ = (
+        "declared",
+        "decoder",
+        "endpoint",
+        "limit",
+        "parts",
+        "request_id",
+        "response",
+        "size",
+    )
 
     def __init__(self, response: httpx.Response, endpoint: str | None, limit: int) -> None:
         self.response = response
@@ -36,7 +46,18 @@ class ReplyReader:
         self.parts: list[bytes] = []
         self.size = 0
         declared = response.headers.get("content-length", "")
-        self.declared = int(declared) if declared.isdigit() else 0
+        self.decoder = _decoder(response, endpoint, self.request_id)
+        # A declared length counts against the bound only when it is the decoded length.
+        plain = (_encoding(response) or "").strip().lower() in ("", "identity")
+        self.declared = int(declared) if declared.isdigit() and plain else 0
+
+    def decoded(self, raw: bytes) -> Iterable[bytes]:
+        """The decoded pieces of ``raw`` (undoing ``Content-Encoding`` within bounds)."""
+        return self.decoder.feed(raw)
+
+    def rest(self) -> Iterable[bytes]:
+        """Decoded bytes still held by the decompressor once the raw body ended."""
+        return self.decoder.flush()
 
     @property
     def is_event_stream(self) -> bool:
@@ -74,7 +95,7 @@ class ReplyReader:
 
     def json(self) -> Any:
         try:
-            return json.loads(b"".join(self.parts))
+            return loads(b"".join(self.parts))
         except ValueError:
             pass
         raise self._not_json()  # no local holds the body (it may echo the token)
@@ -93,18 +114,58 @@ class ReplyReader:
         )
 
 
+def raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as received (still compressed). A response built from bytes (mock
+    transports) was read, and decoded, when it was made: its content is yielded as it is."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw()
+
+
+async def araw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """Async :func:`raw_chunks`."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        async for raw in response.aiter_raw():
+            yield raw
+
+
+def _encoding(response: httpx.Response) -> str | None:
+    return None if response.is_stream_consumed else response.headers.get("content-encoding")
+
+
+def _decoder(response: httpx.Response, endpoint: str | None, request_id: str | None) -> BodyDecoder:
+    try:
+        return BodyDecoder(_encoding(response))
+    except MalformedResponseError as exc:
+        exc.endpoint, exc.request_id = endpoint, request_id
+        raise
+
+
+def _decoded_error_chunks(response: httpx.Response) -> Iterable[bytes]:
+    try:
+        decoder = BodyDecoder(_encoding(response))
+    except MalformedResponseError:
+        return
+    for raw in raw_chunks(response):
+        yield from decoder.feed(raw)
+    yield from decoder.flush()
+
+
 def read_error_body(response: httpx.Response) -> bytes:
     """At most ``MAX_ERROR_BODY`` bytes of an error reply (its message is near the start);
     the response is closed."""
     parts: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_bytes():
+        for chunk in _decoded_error_chunks(response):
             parts.append(chunk)
             size += len(chunk)
             if size >= MAX_ERROR_BODY:
                 break
-    except httpx.HTTPError:
+    except (httpx.HTTPError, MalformedResponseError):
         pass
     finally:
         response.close()
@@ -116,12 +177,14 @@ async def aread_error_body(response: httpx.Response) -> bytes:
     parts: list[bytes] = []
     size = 0
     try:
-        async for chunk in response.aiter_bytes():
-            parts.append(chunk)
-            size += len(chunk)
+        decoder = BodyDecoder(_encoding(response))
+        async for raw in araw_chunks(response):
+            for chunk in decoder.feed(raw):
+                parts.append(chunk)
+                size += len(chunk)
             if size >= MAX_ERROR_BODY:
                 break
-    except httpx.HTTPError:
+    except (httpx.HTTPError, MalformedResponseError):
         pass
     finally:
         await response.aclose()

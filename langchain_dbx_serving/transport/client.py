@@ -2,13 +2,17 @@
 
 :class:`Transport` is the only place that performs HTTP. Its retry discipline:
 
-- it retries 429, 503 and failures that leave the request safe to re-send (refused or reset
-  connections, connect timeouts), and only before any byte of the reply reached the caller:
-  once a reply has started, a failure is raised (with what arrived), never silently re-sent;
+- ``timeout`` bounds the whole call (credentials, connect, every read, retry waits), enforced
+  at the socket (``_deadline``);
+- it retries 429, 503 and failures that leave the request safe to re-send (refused
+  connections, connect timeouts, connections that broke before any byte of a reply, seen at
+  the socket; ``_classify``): once a byte of a reply (the status line included) has arrived,
+  a failure is raised (with what arrived), never re-sent;
 - at most ``max_retries`` retries (``0`` disables them), waiting ``Retry-After`` when the server
   says, else exponential backoff with jitter (0.5 s, 1 s, 2 s, ... capped at 8 s), and never more
   than ``retry_budget`` seconds in total;
-- every retry is logged at DEBUG on the ``langchain_dbx_serving`` logger, with no credentials.
+- every retry is logged at DEBUG on the ``langchain_dbx_serving`` logger, with no credentials,
+  and dispatched as the ``databricks_retry`` custom event (``_retry_events``).
 
 Async requests wait for one of the pool's ``max_connections`` slots before entering httpx:
 httpcore's pool rescans every queued request whenever one is added, so 2,000 requests queued
@@ -28,25 +32,37 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
 
-from langchain_dbx_serving.auth import Credentials, check_url_is_safe
+from langchain_dbx_serving._json import dumps_request
+from langchain_dbx_serving.auth import Credentials, TokenCredentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
-from langchain_dbx_serving.transport._body import ReplyReader, aread_error_body, read_error_body
-from langchain_dbx_serving.transport._errors import (
-    before_reply_error,
-    is_retryable,
-    secrets_of,
-    status_error,
+from langchain_dbx_serving.transport import _deadline, _retry_events
+from langchain_dbx_serving.transport._body import (
+    ReplyReader,
+    araw_chunks,
+    aread_error_body,
+    raw_chunks,
+    read_error_body,
 )
+from langchain_dbx_serving.transport._classify import attempt_failure
+from langchain_dbx_serving.transport._credentials import (
+    aheaders_within,
+    auth_method,
+    headers_within,
+)
+from langchain_dbx_serving.transport._deadline import Attempt, Deadline, attempt_scope
+from langchain_dbx_serving.transport._decompress import ACCEPT_ENCODING
+from langchain_dbx_serving.transport._errors import secrets_of, status_error
 from langchain_dbx_serving.transport._proxy import check_first_hop, client_options
 from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
@@ -61,10 +77,11 @@ _RETRY_BUDGET = 60.0
 _MAX_REPLY_BYTES = 256 * 1024 * 1024
 _MAX_CONNECTIONS = 64
 _USER_AGENT = "langchain-dbx-serving/0.1"
+_GET = object()  # the body of a GET request (workspace APIs: model.check())
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return dumps_request(body)
 
 
 class Transport:
@@ -109,6 +126,7 @@ class Transport:
         self._async_clients: dict[int, _LoopClient] = {}
         self._lock = threading.Lock()
         self._sleep = sleep
+        self._probed = False
 
     # -- state that must not cross process boundaries -------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -150,9 +168,14 @@ class Transport:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = httpx.Client(
+                    client = httpx.Client(
                         timeout=self._timeout(), limits=self._limits(), **client_options()
                     )
+                    self._probed = _deadline.install(client)
+                    # A model dropped without close() closes its sockets when it is collected,
+                    # instead of leaving them to the garbage collector ("unclosed socket").
+                    weakref.finalize(self, client.close)
+                    self._client = client
         return self._client
 
     def _async_client(self) -> _LoopClient:
@@ -169,28 +192,75 @@ class Transport:
             client = httpx.AsyncClient(
                 timeout=self._timeout(), limits=self._limits(), **client_options()
             )
+            self._probed = _deadline.install(client)
             entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
+            # A model dropped while its loop runs: close the client on that loop.
+            weakref.finalize(self, _close_on_loop, loop, client)
             self._async_clients[id(loop)] = entry
         return entry
 
     def close(self) -> None:
-        """Close the clients this transport created (not injected ones)."""
+        """Close the clients this transport created (not injected ones).
+
+        Async clients are closed by their event loop's shutdown (``asyncio.run`` ends) or by
+        :meth:`aclose`; those of loops already closed are dropped here.
+        """
         if self._client is not None:
             self._client.close()
             self._client = None
+        for key, entry in list(self._async_clients.items()):
+            if entry.loop is None or entry.loop.is_closed():
+                self._async_clients.pop(key, None)
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop, if this transport created it."""
+        """Close the running loop's async client and the sync client, if this transport
+        created them."""
         entry = self._async_clients.pop(id(asyncio.get_running_loop()), None)
         if entry is not None:
-            await entry.client.aclose()
+            await entry.aclose()
+        self.close()
 
     # -- requests and retries ---------------------------------------------------------------------
-    def _headers(self, url: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _credentials_are_static(self) -> bool:
+        return isinstance(self._credentials, TokenCredentials)
+
+    def _auth_headers(self) -> dict[str, str]:
+        return self.credentials.headers()
+
+    def _auth(self, call: _Call) -> None:
+        """Resolve the attempt's credential headers within the deadline, on a worker thread
+        unless they are a static token (``_credentials``)."""
+        check_url_is_safe(call.url, allow_insecure_http=self.allow_insecure_http)
+        call.auth = headers_within(
+            self._auth_headers,
+            call.deadline,
+            host=call.host,
+            fast=self._credentials_are_static(),
+            describe=lambda: auth_method(self._credentials),
+        )
+
+    async def _aauth(self, call: _Call) -> None:
+        """Async :meth:`_auth`: the event loop runs on while credentials resolve."""
+        check_url_is_safe(call.url, allow_insecure_http=self.allow_insecure_http)
+        call.auth = await aheaders_within(
+            self._auth_headers,
+            call.deadline,
+            host=call.host,
+            fast=self._credentials_are_static(),
+            describe=lambda: auth_method(self._credentials),
+        )
+
+    def _headers(
+        self, url: str, extra: Mapping[str, str] | None, auth: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         """The headers of one attempt; the one place credentials are attached to a request."""
         check_url_is_safe(url, allow_insecure_http=self.allow_insecure_http)
-        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
-        headers.update(self.credentials.headers())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        headers.update(auth if auth is not None else self.credentials.headers())
         if extra:
             headers.update(extra)
         return headers
@@ -206,10 +276,11 @@ class Transport:
         has returned before anything can fail: a traceback formatted with its locals (pytest
         ``--showlocals``, error trackers) shows the request, whose repr masks the token."""
         check_first_hop(client, call.url, allow_insecure_http=self.allow_insecure_http)
-        headers = self._headers(call.url, extra)
+        headers = self._headers(call.url, extra, call.auth)
+        call.auth = None
         call.secrets = secrets_of(headers)
         return client.build_request(
-            "POST", call.url, content=call.content, headers=headers, timeout=timeout
+            call.method, call.url, content=call.content, headers=headers, timeout=timeout
         )
 
     def _retry_delay(
@@ -237,14 +308,12 @@ class Transport:
             return None
         return delay
 
-    def _log_retry(self, error: DatabricksServingError, delay: float, attempt: int) -> None:
-        logger.debug(
-            "%s; retrying in %.2fs (retry %d of %d)",
-            error.message,
-            delay,
-            attempt + 1,
-            self.max_retries,
-        )
+    def _log_retry(
+        self, error: DatabricksServingError, delay: float, attempt: int
+    ) -> dict[str, Any]:
+        data = _retry_events.retry_data(error, delay, attempt, self.max_retries)
+        _retry_events.log(error, data)
+        return data
 
     def _status_failure(
         self, response: httpx.Response, body: bytes, call: _Call
@@ -254,39 +323,87 @@ class Transport:
         )
 
     def _connection_failure(
-        self, exc: httpx.HTTPError, call: _Call
+        self, exc: httpx.HTTPError, call: _Call, injected: bool
     ) -> tuple[DatabricksServingError, bool]:
         """The error of an attempt that got no reply, and whether re-sending is safe."""
-        error = before_reply_error(exc, url=call.url, endpoint=call.endpoint, retries=call.attempt)
-        return error, is_retryable(exc)
+        return attempt_failure(
+            exc,
+            call.current,
+            url=call.url,
+            endpoint=call.endpoint,
+            retries=call.attempt,
+            probed=self._probed and not injected,
+        )
+
+    def _wait_before_retry(
+        self, call: _Call, error: DatabricksServingError, retryable: bool
+    ) -> float | None:
+        """The wait before the next attempt, or None to give up (no time left included)."""
+        delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+        left = call.deadline.remaining()
+        if delay is not None and left is not None and delay >= left:
+            note = (
+                f" (not retried: waiting {delay:.1f}s would pass the call's deadline, "
+                f"timeout={call.deadline.seconds:g}s)"
+            )
+            error.message += note
+            error.args = (error.message,)
+            return None
+        return delay
+
+    def _during_reply(
+        self, exc: httpx.HTTPError, reader: ReplyReader, call: _Call
+    ) -> DatabricksServingError:
+        if call.deadline.expired:
+            return call.deadline.error(
+                call.current.waiting_for(), endpoint=call.endpoint, request_id=reader.request_id
+            )
+        return reader.interrupted(exc)
+
+    def _check_deadline(self, reader: ReplyReader, call: _Call) -> None:
+        """Between two chunks of a reply: stop when the call's time is up (an injected
+        client's sockets do not see the deadline; a trickle of bytes never ends otherwise)."""
+        if call.deadline.expired:
+            raise call.deadline.error(
+                call.current.waiting_for(), endpoint=call.endpoint, request_id=reader.request_id
+            )
 
     # -- sync -------------------------------------------------------------------------------------
     def _send(
-        self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
-    ) -> httpx.Response:
+        self,
+        url: str,
+        body: Any,
+        endpoint: str | None,
+        headers: Mapping[str, str] | None,
+        info: Any = None,
+    ) -> tuple[httpx.Response, _Call]:
         client = self._sync_client()
-        call = _Call(url, endpoint, _dumps(body))
-        timeout = self._timeout() if self._injected_client is None else httpx.USE_CLIENT_DEFAULT
+        call = _Call(url, endpoint, body, Deadline(self.timeout))
+        injected = self._injected_client is not None
         while True:
+            attempt = call.begin()
+            self._auth(call)
+            timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
             try:
-                response = client.send(request, stream=True)
+                with attempt_scope(attempt):
+                    response = client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 failure = exc
-                error, retryable = self._connection_failure(exc, call)
+                error, retryable = self._connection_failure(exc, call, injected)
             else:
                 if response.status_code < 300:  # a redirect is not followed: an error
-                    return response
+                    return response, call
                 # A server may echo the token in an error body: drop it before raising, so
                 # that a traceback formatted with its frames' locals cannot show it.
                 error_body = read_error_body(response)
                 error, retryable = self._status_failure(response, error_body, call), True
                 del error_body
-            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+            delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
-            self._log_retry(error, delay, call.attempt)
+            _retry_events.emit(self._log_retry(error, delay, call.attempt), info)
             self._sleep(delay)
             call.next(delay)
 
@@ -297,18 +414,34 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Any:
         """POST ``body`` and return the parsed JSON reply."""
-        response = self._send(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, call = self._send(url, body, endpoint, headers, info)
         try:
-            for chunk in response.iter_bytes():
-                reader.add(chunk)
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
+            for raw in raw_chunks(response):
+                for piece in reader.decoded(raw):
+                    reader.add(piece)
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                reader.add(piece)
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             response.close()
         return reader.json()
+
+    def get_json(self, url: str, *, endpoint: str | None = None) -> Any:
+        """GET ``url`` (a workspace API) and return the parsed JSON reply, with the same
+        deadline, retries and typed errors as :meth:`post_json`."""
+        return self.post_json(url, _GET, endpoint=endpoint)
+
+    async def aget_json(self, url: str, *, endpoint: str | None = None) -> Any:
+        """Async :meth:`get_json`."""
+        return await self.apost_json(url, _GET, endpoint=endpoint)
 
     def stream(
         self,
@@ -317,68 +450,88 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Iterator[str]:
         """POST ``body`` and yield each SSE ``data`` payload as it arrives.
 
         A reply that is not an event stream (a plain JSON body) is yielded once, whole.
         """
-        response = self._send(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, call = self._send(url, body, endpoint, headers, info)
         try:
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
             if not reader.is_event_stream:
-                for chunk in response.iter_bytes():
-                    reader.add(chunk)
+                for raw in raw_chunks(response):
+                    for piece in reader.decoded(raw):
+                        reader.add(piece)
+                    self._check_deadline(reader, call)
+                for piece in reader.rest():
+                    reader.add(piece)
                 yield reader.text()
                 return
             decoder = SSEDecoder(self.max_event_bytes)
-            for chunk in response.iter_bytes():
-                for event in reader.events(decoder, chunk):
+            for raw in raw_chunks(response):
+                for piece in reader.decoded(raw):
+                    for event in reader.events(decoder, piece):
+                        yield event.data
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                for event in reader.events(decoder, piece):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             response.close()
 
     # -- async ------------------------------------------------------------------------------------
     async def _asend(
-        self, url: str, body: Any, endpoint: str | None, headers: Mapping[str, str] | None
-    ) -> tuple[httpx.Response, _LoopClient]:
+        self,
+        url: str,
+        body: Any,
+        endpoint: str | None,
+        headers: Mapping[str, str] | None,
+        info: Any = None,
+    ) -> tuple[httpx.Response, _LoopClient, _Call]:
         """The response of the first successful attempt. It holds one of ``pool``'s slots:
         the caller ends it with ``await pool.close(response)``."""
         pool = self._async_client()
+        await pool.watch_loop()
         client = pool.client
-        call = _Call(url, endpoint, _dumps(body))
-        timeout = (
-            self._timeout() if self._injected_async_client is None else httpx.USE_CLIENT_DEFAULT
-        )
+        call = _Call(url, endpoint, body, Deadline(self.timeout))
+        injected = self._injected_async_client is not None
         while True:
+            attempt = call.begin()
+            await self._aauth(call)
+            timeout = httpx.USE_CLIENT_DEFAULT if injected else call.deadline.httpx_timeout()
             request = self._request(client, call, headers, timeout)
             failure: httpx.HTTPError | None = None
-            await pool.acquire()
+            await pool.acquire(call.deadline, call.endpoint)
             try:
-                response = await client.send(request, stream=True)
+                with attempt_scope(attempt):
+                    response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 pool.release()
                 failure = exc
-                error, retryable = self._connection_failure(exc, call)
+                error, retryable = self._connection_failure(exc, call, injected)
             except BaseException:
                 pool.release()
                 raise
             else:
                 if response.status_code < 300:  # a redirect is not followed: an error
-                    return response, pool
+                    return response, pool, call
                 try:
                     error_body = await aread_error_body(response)
                     error, retryable = self._status_failure(response, error_body, call), True
                     del error_body  # see _send
                 finally:
                     pool.release()
-            delay = self._retry_delay(call.attempt, call.waited, error, retryable)
+            delay = self._wait_before_retry(call, error, retryable)
             if delay is None:
                 raise error from failure
-            self._log_retry(error, delay, call.attempt)
+            await _retry_events.aemit(self._log_retry(error, delay, call.attempt), info)
             await asyncio.sleep(delay)
             call.next(delay)
 
@@ -389,15 +542,22 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> Any:
         """Async :meth:`post_json`."""
-        response, pool = await self._asend(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, pool, call = await self._asend(url, body, endpoint, headers, info)
         try:
-            async for chunk in response.aiter_bytes():
-                reader.add(chunk)
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
+            async for raw in araw_chunks(response):
+                for piece in reader.decoded(raw):
+                    reader.add(piece)
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                reader.add(piece)
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             await pool.close(response)
         return reader.json()
@@ -409,24 +569,36 @@ class Transport:
         *,
         endpoint: str | None = None,
         headers: Mapping[str, str] | None = None,
+        info: Any = None,
     ) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        response, pool = await self._asend(url, body, endpoint, headers)
-        reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+        response, pool, call = await self._asend(url, body, endpoint, headers, info)
         try:
+            reader = ReplyReader(response, endpoint, self.max_reply_bytes)
+            if info is not None:  # e.g. a chat model's Decoding: names the request in errors
+                info.request_id = reader.request_id
             if not reader.is_event_stream:
-                async for chunk in response.aiter_bytes():
-                    reader.add(chunk)
+                async for raw in araw_chunks(response):
+                    for piece in reader.decoded(raw):
+                        reader.add(piece)
+                    self._check_deadline(reader, call)
+                for piece in reader.rest():
+                    reader.add(piece)
                 yield reader.text()
                 return
             decoder = SSEDecoder(self.max_event_bytes)
-            async for chunk in response.aiter_bytes():
-                for event in reader.events(decoder, chunk):
+            async for raw in araw_chunks(response):
+                for piece in reader.decoded(raw):
+                    for event in reader.events(decoder, piece):
+                        yield event.data
+                self._check_deadline(reader, call)
+            for piece in reader.rest():
+                for event in reader.events(decoder, piece):
                     yield event.data
             for event in decoder.flush():
                 yield event.data
         except httpx.HTTPError as exc:
-            raise reader.interrupted(exc) from exc
+            raise self._during_reply(exc, reader, call) from exc
         finally:
             # Also runs when the caller stops early or is cancelled: the connection is released.
             await pool.close(response)
@@ -436,7 +608,7 @@ class _LoopClient:
     """An event loop's AsyncClient and the semaphore bounding its requests in flight
     (``None`` for an injected client, whose pool is used as it is)."""
 
-    __slots__ = ("client", "loop", "slots")
+    __slots__ = ("client", "closer", "loop", "slots")
 
     def __init__(
         self,
@@ -447,10 +619,40 @@ class _LoopClient:
         self.client = client
         self.slots = slots
         self.loop = loop
+        self.closer: AsyncIterator[None] | None = None
 
-    async def acquire(self) -> None:
-        if self.slots is not None:
+    async def watch_loop(self) -> None:
+        """Have the client closed when its event loop shuts down.
+
+        asyncio has no loop-close callback, but ``asyncio.run`` (and ``asyncio.Runner``, which
+        pytest-asyncio uses) closes every async generator still open on the loop before closing
+        it: a started generator that closes the client in its ``finally`` is such a hook.
+        Without it, each ``asyncio.run(model.ainvoke(...))`` leaves its sockets to the garbage
+        collector ("unclosed transport").
+        """
+        if self.loop is None or self.closer is not None:
+            return
+        self.closer = _close_at_loop_shutdown(self.client)
+        await self.closer.__anext__()
+
+    async def aclose(self) -> None:
+        if self.closer is not None:
+            closer, self.closer = self.closer, None
+            await closer.aclose()  # type: ignore[attr-defined]
+        else:
+            await self.client.aclose()
+
+    async def acquire(self, deadline: Deadline, endpoint: str | None) -> None:
+        if self.slots is None:
+            return
+        left = deadline.remaining()
+        if left is None:
             await self.slots.acquire()
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), max(left, 0.001))
+        except TimeoutError:
+            raise deadline.error("a free connection slot", endpoint=endpoint) from None
 
     def release(self) -> None:
         if self.slots is not None:
@@ -464,18 +666,56 @@ class _LoopClient:
             self.release()
 
 
+def _close_on_loop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    if loop.is_closed() or client.is_closed:
+        return
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(lambda: loop.create_task(client.aclose()))
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
 class _Call:
     """Book-keeping of one call across its attempts."""
 
-    __slots__ = ("attempt", "content", "endpoint", "secrets", "url", "waited")
+    __slots__ = (
+        "attempt",
+        "auth",
+        "content",
+        "current",
+        "deadline",
+        "endpoint",
+        "host",
+        "method",
+        "secrets",
+        "url",
+        "waited",
+    )
 
-    def __init__(self, url: str, endpoint: str | None, content: bytes) -> None:
+    def __init__(self, url: str, endpoint: str | None, body: Any, deadline: Deadline) -> None:
         self.url = url
         self.endpoint = endpoint
-        self.content = content
+        self.method = "GET" if body is _GET else "POST"
+        self.content = b"" if body is _GET else _dumps(body)
+        self.deadline = deadline
+        self.host = httpx.URL(url).netloc.decode("ascii", "replace")
+        self.current = Attempt(deadline, self.host)
         self.attempt = 0
         self.waited = 0.0
         self.secrets: tuple[str, ...] = ()
+        self.auth: dict[str, str] | None = None  # this attempt's credential headers, briefly
+
+    def begin(self) -> Attempt:
+        """Start the next attempt, or raise when the call has no time left."""
+        if self.deadline.expired:
+            raise self.deadline.error("a retry to start", endpoint=self.endpoint)
+        self.current = Attempt(self.deadline, self.host)
+        return self.current
 
     def next(self, delay: float) -> None:
         self.attempt += 1

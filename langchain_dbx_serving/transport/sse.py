@@ -28,6 +28,9 @@ from langchain_dbx_serving.errors import MalformedResponseError
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
+# What one held ``data`` line costs beyond its text (a str object and a list slot): counted
+# against ``max_event_bytes`` so that millions of tiny lines cannot hold far more memory.
+_LINE_OVERHEAD = 64
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -149,7 +152,7 @@ class SSEDecoder:
             value = value[1:]
         if field == "data":
             self._data.append(value)
-            self._data_size += len(value) + 1
+            self._data_size += len(value) + _LINE_OVERHEAD
             self._check_size()
         elif field == "event":
             self._event = value

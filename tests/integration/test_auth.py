@@ -102,19 +102,22 @@ def test_injected_http_clients_are_used(serving) -> None:
         seen.append(str(request.url))
 
     queue(serving, Reply.text("sync"), Reply.text("async"))
+    import asyncio
+
+    async def both() -> None:
+        async with httpx.AsyncClient(event_hooks={"request": [ahook]}) as async_client:
+            llm = ChatDatabricksServing(
+                endpoint="chat",
+                host=serving.host,
+                token=serving.token,
+                http_client=sync_client,
+                http_async_client=async_client,
+            )
+            assert await asyncio.to_thread(lambda: llm.invoke("hi").text) == "sync"
+            assert (await llm.ainvoke("hi")).text == "async"
+
     with httpx.Client(event_hooks={"request": [hook]}) as sync_client:
-        llm = ChatDatabricksServing(
-            endpoint="chat",
-            host=serving.host,
-            token=serving.token,
-            http_client=sync_client,
-            http_async_client=httpx.AsyncClient(event_hooks={"request": [ahook]}),
-        )
-        assert llm.invoke("hi").text == "sync"
-
-        import asyncio
-
-        assert asyncio.run(llm.ainvoke("hi")).text == "async"
+        asyncio.run(both())
     assert seen == [f"{serving.base_url}/chat/invocations"] * 2
 
 

@@ -189,15 +189,17 @@ def test_error_event_inside_a_stream_is_an_agent_error(serving, make_chat) -> No
     assert "guardrail blocked the answer" in str(info.value)
 
 
-def test_stalled_stream_hits_the_read_timeout(serving, make_chat) -> None:
+def test_stalled_stream_hits_the_call_deadline(serving, make_chat) -> None:
     queue(serving, Reply.text(["start ", "too ", "late"]))
     serving.faults.add(Fault.stall(after=2))  # the server goes silent after two events
     received = []
     with pytest.raises(ServingTimeoutError) as info:
         for chunk in make_chat(timeout=0.3).stream("hi"):
             received.append(chunk.text)
-    assert "read timeout" in str(info.value)
+    assert "did not finish within timeout=0.3s" in str(info.value)
+    assert "waiting for the rest of the reply" in str(info.value)
     assert "".join(received) == "start "
+    assert info.value.partial.text == "start "
     assert len(serving.requests) == 1  # a read timeout mid-stream is never re-sent
 
 

@@ -3,6 +3,8 @@ docstring says, in plan order, and the endpoint keeps serving afterwards."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
@@ -14,9 +16,10 @@ STREAM = {**BODY, "stream": True}
 
 
 @pytest.fixture
-def http(faulty: LocalEndpoint) -> httpx.Client:
+def http(faulty: LocalEndpoint) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {faulty.token}"}
-    return httpx.Client(base_url=faulty.host, headers=headers, timeout=httpx.Timeout(0.5))
+    with httpx.Client(base_url=faulty.host, headers=headers, timeout=httpx.Timeout(0.5)) as client:
+        yield client
 
 
 URL = "/serving-endpoints/chat/invocations"

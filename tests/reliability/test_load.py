@@ -82,6 +82,7 @@ def remote() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
 
 
 async def test_2000_concurrent_requests_through_a_64_connection_pool(remote: str) -> None:

@@ -157,6 +157,9 @@ def test_cli_prints_its_url_answers_and_stops_on_ctrl_c() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         returncode = process.wait(timeout=10)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
     assert reply.json()["choices"][0]["message"]["content"] == "cli works"
     assert denied.status_code == 401
