@@ -138,6 +138,8 @@ class ModelRuleError(ConfigurationError, ValueError):
     """The request breaks a documented rule of the model family behind the endpoint (for
     example a Claude thinking budget not below ``max_tokens``). Raised before sending; the
     message names the rule, its source, and what to change."""
+
+
 class RequestEncodingError(DatabricksServingError, ValueError):
     """A request value JSON cannot carry (``NaN``, a ``datetime``, a lone surrogate, a
     non-string key). Raised before anything is sent; ``field`` names where it is."""
