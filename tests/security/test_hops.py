@@ -130,19 +130,21 @@ def test_the_first_hop_decides(
 # -- redirects ---------------------------------------------------------------------------------
 
 
-def test_a_redirect_is_not_followed(workspace: tuple[Workspace, RawServer]) -> None:
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed(workspace: tuple[Workspace, RawServer], status: int) -> None:
+    # Also #12: a 302 (e.g. to a login page) was reported as "not JSON: ''".
     ws, target = workspace
     location = f"http://localhost:{target.port}/serving-endpoints/ep/invocations?x=1"
 
     def redirect(request: RawRequest) -> bytes:
-        return response(307, "", headers={"Location": location})
+        return response(status, "", headers={"Location": location})
 
     with RawServer(redirect) as server:
         llm = ChatDatabricksServing(endpoint="ep", host=server.url, token=ws.pat, max_retries=0)
         with pytest.raises(APIStatusError) as info:
             llm.invoke("hi")
 
-    assert info.value.status_code == 307
+    assert info.value.status_code == status
     assert "redirects are not followed" in str(info.value)
     assert "http://localhost" in str(info.value) and "x=1" not in str(info.value)
     assert target.requests == []
