@@ -22,11 +22,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from langchain_dbx_serving import auth
-from langchain_dbx_serving.errors import ConfigurationError, status_error_class
-from langchain_dbx_serving.transport._errors import before_reply_error
+from langchain_dbx_serving.errors import APIStatusError, ConfigurationError
 
 if TYPE_CHECKING:
     from langchain_dbx_serving._connection import DatabricksConnection
@@ -126,28 +123,14 @@ def app_url(conn: DatabricksConnection, name: str) -> str:
 
 
 def _get_app(conn: DatabricksConnection, url: str, name: str) -> Any:
-    transport = conn.transport
-    # The transport's one place for credentials; a GET has no body to retry or stream.
-    headers = transport._headers(url, None)
+    # The transport's GET: its credentials, deadline, retries and typed errors.
     try:
-        response = transport._sync_client().get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        raise before_reply_error(exc, url=url, endpoint=name, retries=0) from exc
-    finally:
-        del headers
-    if response.status_code >= 400:
-        cls = status_error_class(response.status_code)
-        raise cls(
-            f"looking up Databricks App '{name}' failed with HTTP {response.status_code}: "
+        return conn.transport.get_json(url, endpoint=name)
+    except APIStatusError as exc:
+        raise type(exc)(
+            f"looking up Databricks App '{name}' failed with HTTP {exc.status_code}: "
             "check the App's name and that your credentials can see it (CAN_USE)",
-            status_code=response.status_code,
+            status_code=exc.status_code,
             endpoint=name,
-            request_id=response.headers.get("x-request-id"),
-        )
-    try:
-        return response.json()
-    except ValueError:
-        raise ConfigurationError(
-            f"looking up Databricks App '{name}' returned a body that is not JSON",
-            endpoint=name,
+            request_id=exc.request_id,
         ) from None

@@ -194,15 +194,17 @@ async def test_a_dropped_stream_resumes_at_every_position_on_the_real_server(
 ) -> None:
     """The connection dies after ``cut`` frames (of the 20-event run, then ``[DONE]``)."""
     if mode == "stream":
-        chat = chat_for(real_server, http_client=httpx.Client(transport=CutAfterFrames(cut)))
-        chunks = list(chat.stream("hi", background=True))
+        with httpx.Client(transport=CutAfterFrames(cut)) as sync_client:
+            chat = chat_for(real_server, http_client=sync_client)
+            chunks = list(chat.stream("hi", background=True))
     else:
         client = httpx.AsyncClient(transport=ACutAfterFrames(cut))
         chat = chat_for(real_server, http_async_client=client)
         chunks = [c async for c in chat.astream("hi", background=True)]
         await client.aclose()
     resumed = aggregate(chunks)
-    reference = aggregate(list(chat_for(real_server).background_run(resumed.id).stream()))
+    with chat_for(real_server) as plain:
+        reference = aggregate(list(plain.background_run(resumed.id).stream()))
     assert resumed.response_metadata.pop("resumes") == 1
     assert resumed.text == FULL
     assert resumed.content == reference.content
