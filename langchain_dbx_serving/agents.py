@@ -355,14 +355,28 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
 
         ``agent.bind(custom_inputs=...).as_node()`` calls the binding (``runnable``), so what
         was bound is sent.
+
+        In a graph, an answer with ``mcp_approval_request`` items becomes a LangGraph
+        ``interrupt``; ``Command(resume=decision)`` sends the ``mcp_approval_response`` turn,
+        and the node adds the request reply, the approval turn and the final reply to
+        ``state[key]``. The agent gets each turn once (see
+        :mod:`langchain_dbx_serving.approval_interrupts`). Outside a graph the node returns
+        the reply as it is.
         """
+        from langchain_dbx_serving import approval_interrupts as approvals
+
         agent = runnable if runnable is not None else self
 
         async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            if approvals.in_graph(config):
+                messages = await approvals.anode_messages(agent, self.endpoint, list(state[key]))
+                return {key: messages}
             reply = await agent.ainvoke(list(state[key]), config)
             return {key: [reply.to_message()]}
 
         def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            if approvals.in_graph(config):
+                return {key: approvals.node_messages(agent, self.endpoint, list(state[key]))}
             return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")
