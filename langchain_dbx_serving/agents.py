@@ -276,11 +276,12 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
         return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
 
-    def background_run(self, run_id: str) -> BackgroundRun:
-        """The handle of a run submitted earlier (by this or another process), by its id."""
+    def background_run(self, run_id: str, *, echoed: int = 0) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id
+        (``echoed`` as saved by ``BackgroundRun.to_dict()``)."""
         from langchain_dbx_serving.background import BackgroundRun
 
-        return BackgroundRun(self.chat, run_id, agent=self)
+        return BackgroundRun(self.chat, run_id, agent=self, echoed=echoed)
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(
