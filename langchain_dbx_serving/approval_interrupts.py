@@ -10,7 +10,12 @@ LangGraph resumes a node by running it again from its start, so the agent's turn
 LangGraph tasks (``langgraph.func.task``): their replies are kept in the checkpoint and the
 re-run reads them back instead of asking the agent again. The agent receives each turn
 exactly once, however many approval rounds there are (it needs a checkpointer, as every
-``interrupt`` does).
+``interrupt`` does). A ``create_agent`` supervisor runs each tool call as its own task, so
+several sub-agents asking at once raise one interrupt each, resumed together with
+``Command(resume={interrupt.id: decision, ...})``. LangGraph numbers the tasks and interrupts
+of one node in the order they are called, so several sub-agent tools run concurrently inside
+*one* plain ``ToolNode`` step can see a first turn sent again on resume: give each tool call
+its own task (``create_agent``, or ``Send``) when more than one may ask for approval.
 
 The interrupt's value is plain JSON (it is stored in the checkpoint, which blocks unknown
 types): ``{"type": "mcp_approval", "endpoint": "<agent>", "requests": [<request items>]}``;

@@ -14,7 +14,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.prebuilt import ToolNode
@@ -226,3 +229,49 @@ async def test_sub_agent_tool_interrupts_and_resumes(ep: LocalEndpoint, asynchro
         _request_item(1),
         {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False},
     ]
+
+
+class _TwoCalls(BaseChatModel):
+    """A supervisor model: asks both sub-agents at once, then reports what they said."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "two-calls"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> _TwoCalls:  # type: ignore[override]
+        return self
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kw: Any) -> Any:
+        results = [m.content for m in messages if isinstance(m, ToolMessage)]
+        if results:
+            message = AIMessage("done: " + " | ".join(results))
+        else:
+            calls = [
+                {"id": "c1", "name": "north", "args": {"request": "drop north"}},
+                {"id": "c2", "name": "south", "args": {"request": "drop south"}},
+            ]
+            message = AIMessage("", tool_calls=calls)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_supervisor_resumes_two_sub_agents_each_asked_once_per_turn(
+    asynchronous: bool,
+) -> None:
+    with (
+        LocalEndpoint(FunctionBackend(_agent(1))) as north,
+        LocalEndpoint(FunctionBackend(_agent(1))) as south,
+    ):
+        tools = [
+            AgentEndpoint("north", host=north.host, token=north.token).as_tool(name="north"),
+            AgentEndpoint("south", host=south.host, token=south.token).as_tool(name="south"),
+        ]
+        supervisor = create_agent(_TwoCalls(), tools=tools, checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": "t6"}}
+        state = await _run(supervisor, {"messages": [("user", "clean up")]}, config, asynchronous)
+        interrupts = state["__interrupt__"]
+        assert sorted(i.value["endpoint"] for i in interrupts) == ["north", "south"]
+        decisions = {i.id: i.value["endpoint"] == "north" for i in interrupts}
+        state = await _run(supervisor, Command(resume=decisions), config, asynchronous)
+        assert state["messages"][-1].text == "done: dropped | kept (None)"
+        assert (len(north.requests), len(south.requests)) == (2, 2)
