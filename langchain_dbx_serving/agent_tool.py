@@ -150,13 +150,19 @@ class AgentTool(BaseTool):
         body = self._body(request, config)
         if not approvals.in_graph(config):
             return _answer(self._ask(body, child, run_manager), self.agent.endpoint)
-        # In a graph: approval requests interrupt it; each turn is a task kept in the checkpoint
+
+        # In a graph: approval requests interrupt it; the turns are kept in the checkpoint
+        def turn(value: dict[str, Any]) -> dict[str, Any]:
+            return approvals.snapshot(self._ask(value, child, run_manager))
+
         rounds = approvals.run_turns(
             self.agent.endpoint,
             body,
-            lambda value: approvals.snapshot(self._ask(value, child, run_manager)),
+            turn,
+            turn,
             _next_body,
             name=f"{self.name}_turn",
+            config=config,
         )
         return _answer(approvals.thaw(rounds[-1][0]), self.agent.endpoint)
 
@@ -175,7 +181,13 @@ class AgentTool(BaseTool):
             return approvals.snapshot(await self._aask(value, child, run_manager))
 
         rounds = await approvals.arun_turns(
-            self.agent.endpoint, body, turn, _next_body, name=f"{self.name}_turn"
+            self.agent.endpoint,
+            body,
+            turn,
+            turn,
+            _next_body,
+            name=f"{self.name}_turn",
+            config=config,
         )
         return _answer(approvals.thaw(rounds[-1][0]), self.agent.endpoint)
 

@@ -370,14 +370,15 @@ class AgentEndpoint(RunnableSerializable[AgentInput, AgentResponse]):
 
         async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
             if approvals.in_graph(config):
-                messages = await approvals.anode_messages(agent, self.endpoint, list(state[key]))
-                return {key: messages}
+                messages = list(state[key])
+                return {key: await approvals.anode_messages(agent, self.endpoint, messages, config)}
             reply = await agent.ainvoke(list(state[key]), config)
             return {key: [reply.to_message()]}
 
         def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
             if approvals.in_graph(config):
-                return {key: approvals.node_messages(agent, self.endpoint, list(state[key]))}
+                messages = list(state[key])
+                return {key: approvals.node_messages(agent, self.endpoint, messages, config)}
             return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")

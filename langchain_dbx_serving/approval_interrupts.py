@@ -6,16 +6,19 @@ LangGraph graph: when the agent answers with approval requests, the node (or too
 caller decides, and ``graph.invoke(Command(resume=decision), config)`` sends the
 ``mcp_approval_response`` turn and carries on.
 
-LangGraph resumes a node by running it again from its start, so the agent's turns run as
-LangGraph tasks (``langgraph.func.task``): their replies are kept in the checkpoint and the
-re-run reads them back instead of asking the agent again. The agent receives each turn
-exactly once, however many approval rounds there are (it needs a checkpointer, as every
-``interrupt`` does). A ``create_agent`` supervisor runs each tool call as its own task, so
-several sub-agents asking at once raise one interrupt each, resumed together with
-``Command(resume={interrupt.id: decision, ...})``. LangGraph numbers the tasks and interrupts
-of one node in the order they are called, so several sub-agent tools run concurrently inside
-*one* plain ``ToolNode`` step can see a first turn sent again on resume: give each tool call
-its own task (``create_agent``, or ``Send``) when more than one may ask for approval.
+LangGraph resumes a node by running it again from its start. A reply that asks for approval
+is therefore kept in the checkpoint as the result of a LangGraph task (``langgraph.func.task``)
+before the interrupt, and the approval turns run as tasks too: the re-run reads them back
+instead of asking the agent again (a reply asking for nothing is returned as before, no task
+involved). The agent receives each turn exactly once, however many approval rounds there
+are (it needs a checkpointer, as every ``interrupt`` does).
+
+A ``create_agent`` supervisor runs each tool call as its own task, so several sub-agents
+asking at once raise one interrupt each, resumed together with
+``Command(resume={interrupt.id: decision, ...})``. LangGraph numbers the tasks and
+interrupts of one node in the order they are called, so several sub-agent tools run
+concurrently inside *one* plain ``ToolNode`` step can see a first turn sent again on resume:
+give each tool call its own task (``create_agent``, or ``Send``) when more than one may ask.
 
 The interrupt's value is plain JSON (it is stored in the checkpoint, which blocks unknown
 types): ``{"type": "mcp_approval", "endpoint": "<agent>", "requests": [<request items>]}``;
@@ -51,7 +54,15 @@ from langchain_core.runnables import RunnableConfig
 
 from langchain_dbx_serving.approvals import INTERRUPT, RESPONSE, ApprovalRequest, approval_requests
 
-__all__ = ["APPROVAL_INTERRUPT", "answers_for", "arun_turns", "decide", "in_graph", "run_turns"]
+__all__ = [
+    "APPROVAL_INTERRUPT",
+    "answers_for",
+    "arun_turns",
+    "decide",
+    "in_graph",
+    "resuming",
+    "run_turns",
+]
 
 APPROVAL_INTERRUPT = INTERRUPT
 """The ``type`` of the interrupt value raised for approval requests."""
@@ -148,24 +159,53 @@ def _answer(request: ApprovalRequest, choice: Any) -> dict[str, Any]:
     )
 
 
+def resuming(config: RunnableConfig | None) -> bool:
+    """Whether this node run is LangGraph re-running it to deliver a resume value."""
+    try:
+        from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+    except ImportError:
+        return False
+    pad = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_SCRATCHPAD)
+    if pad is None:
+        return False
+    return bool(getattr(pad, "resume", None)) or pad.get_null_resume(False) is not None
+
+
+Rounds = list[tuple[Any, list[dict[str, Any]] | None]]
+
+
 def run_turns(
     endpoint: str,
     first: Any,
+    direct: Turn,
     turn: Turn,
     next_input: Callable[[Any, Any, list[dict[str, Any]]], Any],
     *,
     name: str,
-) -> list[tuple[Any, list[dict[str, Any]] | None]]:
-    """Run ``turn(first)``, then one approval turn per interrupt, each as a LangGraph task.
+    config: RunnableConfig | None,
+) -> Rounds:
+    """The agent's turns in a graph node, approval rounds as interrupts.
 
-    Returns ``[(reply snapshot, answers sent after it or None), ...]``; the last reply asks for
-    no approval. ``next_input(turn input, reply snapshot, answers)`` builds the next turn's input.
+    The first turn is asked directly (``direct``): a reply asking for no approval changes
+    nothing in the graph's runs and updates. A reply asking for approval is stored as the
+    result of the LangGraph task ``name`` before the interrupt, so that the re-run on resume
+    reads it back (the same task, by position) instead of asking again; each approval turn
+    (``turn``) runs as the next task. Returns ``[(reply snapshot, answers sent after it or
+    None), ...]``, the last reply asking for no approval.
     """
     from langgraph.func import task
 
     step = task(turn, name=name)
-    rounds: list[tuple[Any, list[dict[str, Any]] | None]] = []
-    value, reply = first, step(first).result()
+    if resuming(config):
+        reply = step(first).result()  # kept in the checkpoint by the run that interrupted
+    else:
+        reply = direct(first)
+        if not approval_requests(reply):
+            return [(reply, None)]
+        asked = reply
+        reply = task(lambda _: asked, name=name)(first).result()  # now kept in the checkpoint
+    rounds: Rounds = []
+    value = first
     while requests := approval_requests(reply):
         answers = decide(endpoint, requests)
         rounds.append((reply, answers))
@@ -178,17 +218,31 @@ def run_turns(
 async def arun_turns(
     endpoint: str,
     first: Any,
+    direct: Callable[[Any], Awaitable[Any]],
     turn: Callable[[Any], Awaitable[Any]],
     next_input: Callable[[Any, Any, list[dict[str, Any]]], Any],
     *,
     name: str,
-) -> list[tuple[Any, list[dict[str, Any]] | None]]:
+    config: RunnableConfig | None,
+) -> Rounds:
     """Async :func:`run_turns`."""
     from langgraph.func import task
 
     step = task(turn, name=name)
-    rounds: list[tuple[Any, list[dict[str, Any]] | None]] = []
-    value, reply = first, await step(first)
+    if resuming(config):
+        reply = await step(first)
+    else:
+        reply = await direct(first)
+        if not approval_requests(reply):
+            return [(reply, None)]
+        asked = reply
+
+        async def keep(_: Any) -> Any:
+            return asked
+
+        reply = await task(keep, name=name)(first)
+    rounds: Rounds = []
+    value = first
     while requests := approval_requests(reply):
         answers = decide(endpoint, requests)
         rounds.append((reply, answers))
@@ -230,23 +284,34 @@ def _node_update(rounds: list[tuple[Any, list[dict[str, Any]] | None]]) -> list[
     return added
 
 
-def node_messages(agent: Any, endpoint: str, messages: list[Any]) -> list[Any]:
+def node_messages(
+    agent: Any, endpoint: str, messages: list[Any], config: RunnableConfig | None
+) -> list[Any]:
     """The messages ``agent`` adds to a graph's state, with approval rounds as interrupts."""
     rounds = run_turns(
         endpoint,
         messages,
+        lambda value: snapshot(agent.invoke(value, config)),
         lambda value: snapshot(agent.invoke(value)),
         _next_messages,
         name=f"{endpoint}_turn",
+        config=config,
     )
     return _node_update(rounds)
 
 
-async def anode_messages(agent: Any, endpoint: str, messages: list[Any]) -> list[Any]:
+async def anode_messages(
+    agent: Any, endpoint: str, messages: list[Any], config: RunnableConfig | None
+) -> list[Any]:
     """Async :func:`node_messages`."""
+
+    async def direct(value: Any) -> dict[str, Any]:
+        return snapshot(await agent.ainvoke(value, config))
 
     async def turn(value: Any) -> dict[str, Any]:
         return snapshot(await agent.ainvoke(value))
 
-    rounds = await arun_turns(endpoint, messages, turn, _next_messages, name=f"{endpoint}_turn")
+    rounds = await arun_turns(
+        endpoint, messages, direct, turn, _next_messages, name=f"{endpoint}_turn", config=config
+    )
     return _node_update(rounds)

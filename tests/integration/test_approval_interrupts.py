@@ -275,3 +275,15 @@ async def test_a_supervisor_resumes_two_sub_agents_each_asked_once_per_turn(
         state = await _run(supervisor, Command(resume=decisions), config, asynchronous)
         assert state["messages"][-1].text == "done: dropped | kept (None)"
         assert (len(north.requests), len(south.requests)) == (2, 2)
+
+
+def test_a_reply_asking_nothing_leaves_the_graph_as_before(ep: LocalEndpoint) -> None:
+    graph, config = _node_graph(ep), {"configurable": {"thread_id": "t7"}}
+    graph.invoke({"messages": [HumanMessage("drop it")]}, config)
+    graph.invoke(Command(resume=True), config)
+    updates = list(
+        graph.stream({"messages": [HumanMessage("thanks")]}, config, stream_mode="updates")
+    )
+    assert [list(update) for update in updates] == [["agent"]]  # no task of ours in the updates
+    assert updates[0]["agent"]["messages"][0].text == "dropped"
+    assert len(ep.requests) == 3
