@@ -1,9 +1,10 @@
-"""Long-running agents: background runs, progress, a dropped stream resumed, a crash, an approval.
+"""Long-running agents: background runs, progress, a dropped stream resumed, a crash, approvals.
 
 Agents that research or call many tools run for minutes; durable agent servers
 (databricks-ai-bridge's ``LongRunningAgentServer``, served as a Databricks App) run them in the
 background. Offline, a local endpoint in long-running mode speaks the same wire contract and
-plays a slow research agent that also asks for approval before it drops a table.
+plays a slow research agent that also asks for approval before it drops a table (answered
+directly, then as a LangGraph interrupt).
 Live: set DBX_AGENT_APP_URL to your app's URL (and DATABRICKS_HOST / DATABRICKS_TOKEN).
 
     python cookbook/11_long_running_agents.py
@@ -19,8 +20,16 @@ from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.types import Command
 
-from langchain_dbx_serving import ChatDatabricksResponses, approval_message, approval_requests
+from langchain_dbx_serving import (
+    AgentEndpoint,
+    ChatDatabricksResponses,
+    approval_message,
+    approval_requests,
+)
 from langchain_dbx_serving.testing import BackendRequest, Delta, LocalEndpoint, RawReply
 
 FINDINGS = ["Three ", "studies ", "agree: ", "caching ", "halves ", "latency."]
@@ -109,6 +118,18 @@ def main() -> None:
             print(f"approval asked: {request.server_label}.{request.name}({request.arguments})")
         answer = approval_message(*(r.approve() for r in approval_requests(ask)))
         print("after approval:", agent.invoke([*history, ask, answer]).text)
+
+        # 6. In a LangGraph graph the request is an interrupt; Command(resume=...) answers it.
+        builder = StateGraph(MessagesState)
+        builder.add_node("agent", AgentEndpoint(chat=agent).as_node())
+        builder.add_edge(START, "agent")
+        graph = builder.compile(checkpointer=InMemorySaver())
+        thread = {"configurable": {"thread_id": "cleanup-1"}}
+        paused = graph.invoke({"messages": history}, thread)
+        (asked,) = approval_requests(paused["__interrupt__"][0])
+        print(f"graph paused for: {asked.server_label}.{asked.name}")
+        done = graph.invoke(Command(resume={asked.id: True}), thread)
+        print("graph after approval:", done["messages"][-1].text)
 
 
 if __name__ == "__main__":

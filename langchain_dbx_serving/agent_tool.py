@@ -19,6 +19,11 @@ as a child run (and its trace handling and usage reporting apply); while it stre
 dispatches custom events: :data:`TEXT_EVENT` (``{"tool", "endpoint", "delta"}``) for each piece
 of answer text and :data:`ITEM_EVENT` (``{"tool", "endpoint", "item"}``) for each finished output
 item, which ``astream_events`` shows as ``on_custom_event``.
+
+In a LangGraph graph (a ``ToolNode``, a ``create_agent`` supervisor), a sub-agent answer with
+``mcp_approval_request`` items interrupts the graph; ``Command(resume=decision)`` sends the
+``mcp_approval_response`` turn and the tool returns the final answer (see
+:mod:`langchain_dbx_serving.approval_interrupts`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from langchain_core.runnables.config import patch_config
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
+from langchain_dbx_serving import approval_interrupts as approvals
 from langchain_dbx_serving.errors import MalformedResponseError
 
 if TYPE_CHECKING:
@@ -112,6 +118,28 @@ class AgentTool(BaseTool):
         return None
 
     # -- runs -------------------------------------------------------------------------------
+    def _ask(
+        self, body: dict[str, Any], child: RunnableConfig, run_manager: Any
+    ) -> Any:  # AgentResponse
+        response = None
+        for event in self.agent.stream(body, child):
+            progress = self._progress(event)
+            if progress is not None and run_manager is not None:
+                dispatch_custom_event(*progress, config=child)
+            response = event.response or response
+        return _answer(response, self.agent.endpoint)[1]
+
+    async def _aask(
+        self, body: dict[str, Any], child: RunnableConfig, run_manager: Any
+    ) -> Any:  # AgentResponse
+        response = None
+        async for event in self.agent.astream(body, child):
+            progress = self._progress(event)
+            if progress is not None and run_manager is not None:
+                await adispatch_custom_event(*progress, config=child)
+            response = event.response or response
+        return _answer(response, self.agent.endpoint)[1]
+
     def _run(
         self,
         request: str,
@@ -119,13 +147,24 @@ class AgentTool(BaseTool):
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, Any]:  # (answer text, AgentResponse)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
-        response = None
-        for event in self.agent.stream(self._body(request, config), child):
-            progress = self._progress(event)
-            if progress is not None and run_manager is not None:
-                dispatch_custom_event(*progress, config=child)
-            response = event.response or response
-        return _answer(response, self.agent.endpoint)
+        body = self._body(request, config)
+        if not approvals.in_graph(config):
+            return _answer(self._ask(body, child, run_manager), self.agent.endpoint)
+
+        # In a graph: approval requests interrupt it; the turns are kept in the checkpoint
+        def turn(value: dict[str, Any]) -> dict[str, Any]:
+            return approvals.snapshot(self._ask(value, child, run_manager))
+
+        rounds = approvals.run_turns(
+            self.agent.endpoint,
+            body,
+            turn,
+            turn,
+            _next_body,
+            name=f"{self.name}_turn",
+            config=config,
+        )
+        return _answer(approvals.thaw(rounds[-1][0]), self.agent.endpoint)
 
     async def _arun(
         self,
@@ -134,13 +173,28 @@ class AgentTool(BaseTool):
         run_manager: AsyncCallbackManagerForToolRun | None = None,
     ) -> tuple[str, Any]:  # (answer text, AgentResponse)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
-        response = None
-        async for event in self.agent.astream(self._body(request, config), child):
-            progress = self._progress(event)
-            if progress is not None and run_manager is not None:
-                await adispatch_custom_event(*progress, config=child)
-            response = event.response or response
-        return _answer(response, self.agent.endpoint)
+        body = self._body(request, config)
+        if not approvals.in_graph(config):
+            return _answer(await self._aask(body, child, run_manager), self.agent.endpoint)
+
+        async def turn(value: dict[str, Any]) -> dict[str, Any]:
+            return approvals.snapshot(await self._aask(value, child, run_manager))
+
+        rounds = await approvals.arun_turns(
+            self.agent.endpoint,
+            body,
+            turn,
+            turn,
+            _next_body,
+            name=f"{self.name}_turn",
+            config=config,
+        )
+        return _answer(approvals.thaw(rounds[-1][0]), self.agent.endpoint)
+
+
+def _next_body(body: dict[str, Any], reply: Any, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The approval turn: the request, the agent's reply items, then the answers."""
+    return {**body, "input": [*body["input"], *reply["output"], *answers]}
 
 
 def _answer(response: Any, endpoint: str) -> tuple[str, Any]:

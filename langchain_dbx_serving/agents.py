@@ -296,11 +296,12 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
         return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
 
-    def background_run(self, run_id: str) -> BackgroundRun:
-        """The handle of a run submitted earlier (by this or another process), by its id."""
+    def background_run(self, run_id: str, *, echoed: int = 0) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id
+        (``echoed`` as saved by ``BackgroundRun.to_dict()``)."""
         from langchain_dbx_serving.background import BackgroundRun
 
-        return BackgroundRun(self.chat, run_id, agent=self)
+        return BackgroundRun(self.chat, run_id, agent=self, echoed=echoed)
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(
@@ -389,14 +390,29 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
 
         ``agent.bind(custom_inputs=...).as_node()`` calls the binding (``runnable``), so what
         was bound is sent.
+
+        In a graph, an answer with ``mcp_approval_request`` items becomes a LangGraph
+        ``interrupt``; ``Command(resume=decision)`` sends the ``mcp_approval_response`` turn,
+        and the node adds the request reply, the approval turn and the final reply to
+        ``state[key]``. The agent gets each turn once (see
+        :mod:`langchain_dbx_serving.approval_interrupts`). Outside a graph the node returns
+        the reply as it is.
         """
+        from langchain_dbx_serving import approval_interrupts as approvals
+
         agent = runnable if runnable is not None else self
 
         async def anode(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            if approvals.in_graph(config):
+                messages = list(state[key])
+                return {key: await approvals.anode_messages(agent, self.endpoint, messages, config)}
             reply = await agent.ainvoke(list(state[key]), config)
             return {key: [reply.to_message()]}
 
         def node(state: Mapping[str, Any], config: RunnableConfig) -> dict[str, Any]:
+            if approvals.in_graph(config):
+                messages = list(state[key])
+                return {key: approvals.node_messages(agent, self.endpoint, messages, config)}
             return {key: [agent.invoke(list(state[key]), config).to_message()]}
 
         return RunnableLambda(node, afunc=anode, name=f"{self.endpoint}_node")

@@ -35,6 +35,9 @@ __all__ = ["ApprovalRequest", "approval_message", "approval_requests"]
 
 REQUEST = "mcp_approval_request"
 RESPONSE = "mcp_approval_response"
+INTERRUPT = (
+    "mcp_approval"  # the type of the interrupt value of langchain_dbx_serving.approval_interrupts
+)
 
 
 class ApprovalRequest(BaseModel):
@@ -106,6 +109,11 @@ class ApprovalRequest(BaseModel):
 
 
 def _items_of(reply: Any) -> list[Any]:
+    value = getattr(reply, "value", None)  # a LangGraph Interrupt raised by an agent node/tool
+    if isinstance(value, Mapping) and value.get("type") == INTERRUPT:
+        reply = value
+    if isinstance(reply, Mapping) and reply.get("type") == INTERRUPT:
+        return list(reply.get("requests") or [])
     output = getattr(reply, "output", None)
     if isinstance(output, list):  # an AgentResponse
         return output
@@ -119,13 +127,18 @@ def _items_of(reply: Any) -> list[Any]:
     if isinstance(reply, Mapping) and isinstance(reply.get("output"), list):
         return reply["output"]  # a raw responses reply
     raise TypeError(
-        "approval_requests() reads an AIMessage, an AgentResponse or a responses reply dict, "
+        "approval_requests() reads an AIMessage, an AgentResponse, a responses reply dict or "
+        "an approval interrupt, "
         f"not {type(reply).__name__}"
     )
 
 
 def approval_requests(reply: Any) -> list[ApprovalRequest]:
-    """The approval requests of a reply that the reply itself has not answered, in order."""
+    """The approval requests of a reply that the reply itself has not answered, in order.
+
+    ``reply`` is an ``AIMessage``, an ``AgentResponse``, a responses reply dict, or the
+    interrupt (or its value) an agent node or tool raised in a LangGraph graph.
+    """
     items = [i for i in _items_of(reply) if isinstance(i, Mapping)]
     answered = {i.get("approval_request_id") for i in items if i.get("type") == RESPONSE}
     return [

@@ -38,6 +38,7 @@ from langchain_dbx_serving.errors import (
     UnsupportedOperationError,
 )
 from langchain_dbx_serving.protocols import _responses_background as wire
+from langchain_dbx_serving.protocols import _supervisor_echo as echo
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.transport._get import aget_json, aget_stream, get_json, get_stream
 from langchain_dbx_serving.transport._resume import ResumeState, aresumable, resumable
@@ -85,6 +86,7 @@ class BackgroundRun:
         *,
         state: wire.RunState | None = None,
         agent: Any = None,
+        echoed: int = 0,
     ) -> None:
         if not isinstance(run_id, str) or not run_id:
             raise ValueError("a background run id must be a non-empty string")
@@ -94,15 +96,21 @@ class BackgroundRun:
         self._state = state
         self.status: str = state.status if state is not None else "in_progress"
         self.attempt_number: int | None = state.attempt_number if state else None
+        self.echoed = max(0, int(echoed))
+        """Leading output items that echo the input history, skipped (Supervisor API)."""
 
     # -- identity ---------------------------------------------------------------------------
     @property
     def endpoint(self) -> str:
         return self._chat.endpoint
 
-    def to_dict(self) -> dict[str, str]:
-        """``{"id", "endpoint"}``: all another process needs to collect the run."""
-        return {"id": self.id, "endpoint": self.endpoint}
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id", "endpoint"}``: all another process needs to collect the run (plus
+        ``"echoed"``, to pass to ``background_run``, for a run whose output echoes history)."""
+        saved: dict[str, Any] = {"id": self.id, "endpoint": self.endpoint}
+        if self.echoed:
+            saved["echoed"] = self.echoed
+        return saved
 
     def __repr__(self) -> str:
         return f"BackgroundRun(id={self.id!r}, endpoint={self.endpoint!r}, status={self.status!r})"
@@ -210,6 +218,8 @@ class BackgroundRun:
         body = self._state.body
         if self._state.status == "completed" and "output" not in body:
             body = {**body, "output": []}  # the server lists no output when nothing was stored
+        if self.echoed and isinstance(body.get("output"), list):  # the Supervisor API's echo
+            body = {**body, "output": echo.strip_echo(body["output"], self.echoed)}
         return body
 
     def _decode(self) -> Any:
@@ -311,12 +321,12 @@ class BackgroundRun:
 
 
 def handle_from_reply(
-    chat: ChatDatabricksResponses, reply: Any, *, agent: Any = None
+    chat: ChatDatabricksResponses, reply: Any, *, agent: Any = None, echoed: int = 0
 ) -> BackgroundRun:
     """The handle of a submit answer (a whole reply from a server ignoring ``background`` is
-    a handle that is already ``completed``)."""
+    a handle that is already ``completed``); ``echoed``: see ``BackgroundRun.echoed``."""
     local = None
     if isinstance(reply, Mapping) and not reply.get("id") and isinstance(reply.get("output"), list):
         local = f"local_{uuid.uuid4().hex}"  # a whole reply without id: nothing to retrieve
     state = wire.parse_run(reply, fallback_id=local)
-    return BackgroundRun(chat, state.id, state=state, agent=agent)
+    return BackgroundRun(chat, state.id, state=state, agent=agent, echoed=echoed)

@@ -116,6 +116,8 @@ EXPECTED = {
         "conversation id after the crash: chat-42::attempt-2",
         "approval asked: warehouse.drop_table({'table': 'staging.tmp'})",
         "after approval: Dropped staging.tmp.",
+        "graph paused for: warehouse.drop_table",
+        "graph after approval: Dropped staging.tmp.",
     ],
 }
 

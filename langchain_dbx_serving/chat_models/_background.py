@@ -31,6 +31,7 @@ from langchain_dbx_serving.background import (
     handle_from_reply,
 )
 from langchain_dbx_serving.protocols import _responses_background as wire
+from langchain_dbx_serving.protocols import _supervisor_echo as echo
 from langchain_dbx_serving.transport._resume import ResumeState, aresumable, resumable
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def submit(
     reply = chat.transport.post_json(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers
     )
-    return handle_from_reply(chat, reply, agent=agent)
+    return handle_from_reply(chat, reply, agent=agent, echoed=_echoed(call))
 
 
 async def asubmit(
@@ -162,7 +163,14 @@ async def asubmit(
     reply = await chat.transport.apost_json(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers
     )
-    return handle_from_reply(chat, reply, agent=agent)
+    return handle_from_reply(chat, reply, agent=agent, echoed=_echoed(call))
+
+
+def _echoed(call: PreparedCall) -> int:
+    """Output items the run will echo from the input (only the Supervisor API echoes)."""
+    if not echo.echoes_history(call.url):
+        return 0
+    return echo.echoed_count(call.body.get("input"))
 
 
 # -- invoke(background=True) -----------------------------------------------------------------------

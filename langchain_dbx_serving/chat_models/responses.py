@@ -169,7 +169,12 @@ class ChatDatabricksResponses(DatabricksChatBase):
         return {"client_tools": responses.tool_names(params)}
 
     def _responses_url(self) -> str:
-        """Where background runs are retrieved: ``{base}/responses`` (the server's root)."""
+        """Where background runs are retrieved: ``{base}/responses`` (the server's root), or
+        the AI Gateway route's ``.../responses`` (the Supervisor API)."""
+        if self.route in _routes.GATEWAY_ROOTS and not (
+            self.app or _routes.app_name(self.endpoint)
+        ):
+            return _routes.gateway_url(self, self.route, "responses")
         return f"{self._root_url()}/responses"
 
     def _prepare(
@@ -204,11 +209,12 @@ class ChatDatabricksResponses(DatabricksChatBase):
         messages = self._convert_input(input).to_messages()
         return await _background.asubmit(self, messages, kwargs.pop("stop", None), kwargs)
 
-    def background_run(self, run_id: str) -> BackgroundRun:
-        """The handle of a run submitted earlier (by this or another process), by its id."""
+    def background_run(self, run_id: str, *, echoed: int = 0) -> BackgroundRun:
+        """The handle of a run submitted earlier (by this or another process), by its id
+        (``echoed`` as saved by ``BackgroundRun.to_dict()``)."""
         from langchain_dbx_serving.background import BackgroundRun
 
-        return BackgroundRun(self, run_id)
+        return BackgroundRun(self, run_id, echoed=echoed)
 
     def _generate(
         self,

@@ -20,6 +20,11 @@ Faults, planned on :class:`LongRunningMode` (``ep.long_running``), each used onc
 - ``POST /_debug/kill_task/{id}`` (the real server's test-only route): the running attempt
   dies now; the next retrieve resumes it.
 
+``LongRunningMode(echo_history=True)`` plays the Supervisor API's background output instead
+(``protocols/_supervisor_echo.py``): a completed run's output starts with the request's
+assistant messages and function call items. AI Gateway's
+``GET /ai-gateway/mlflow/v1/responses/{id}`` retrieves runs too.
+
 Example::
 
     with LocalEndpoint(backend, long_running=True) as ep:
@@ -46,6 +51,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from langchain_dbx_serving.protocols import _supervisor_echo as echo
 from langchain_dbx_serving.testing import _inbound as inbound
 from langchain_dbx_serving.testing._trace import TraceRecorder
 from langchain_dbx_serving.testing._wire_faults import CUT
@@ -92,9 +98,16 @@ class LongRunningMode:
     whose client went away cannot hold the endpoint open).
     """
 
-    def __init__(self, *, poll_interval: float = 0.01, stream_timeout: float | None = 30.0):
+    def __init__(
+        self,
+        *,
+        poll_interval: float = 0.01,
+        stream_timeout: float | None = 30.0,
+        echo_history: bool = False,
+    ):
         self.poll_interval = poll_interval
         self.stream_timeout = stream_timeout
+        self.echo_history = echo_history
         self.runs: dict[str, _Run] = {}
         self._faults: deque[StreamFault] = deque()
         self._crashes: deque[int] = deque()
@@ -127,6 +140,7 @@ class LongRunningMode:
         self._app = app
         return [
             Route("/responses/{response_id}", self._retrieve, methods=["GET"]),
+            Route("/ai-gateway/{api}/v1/responses/{response_id}", self._retrieve, methods=["GET"]),
             Route("/responses/{response_id}/cancel", self._cancel, methods=["POST"]),
             Route("/_debug/kill_task/{response_id}", self._kill, methods=["POST"]),
         ]
@@ -299,6 +313,9 @@ class LongRunningMode:
                 e.get("item") for _, _, e in events if e.get("type") == "response.output_item.done"
             ]
             body = {**base, "output": [o for o in output if o is not None]}
+            if self.echo_history:  # the Supervisor API: the input history comes back first
+                echoed = [i for i in run.body.get("input") or [] if echo.is_echoed(i)]
+                body["output"] = [*copy.deepcopy(echoed), *body["output"]]
             if run.trace_id:
                 body["metadata"] = {"trace_id": run.trace_id}
             return body
