@@ -177,13 +177,15 @@ def test_a_zstd_reply_to_other_code_is_stored_readable_and_scrubbed(
     path = tmp_path / "zstd.yaml"
     body = {"messages": [{"role": "user", "content": "hi"}]}
 
-    with databricks_cassette(path, record_mode="once", hosts=[ws.url]):
-        with httpx.Client(headers={"Accept-Encoding": "zstd"}) as client:
-            reply = client.post(
-                f"{ws.url}/serving-endpoints/ep/invocations",
-                json=body,
-                headers={"Authorization": f"Bearer {ws.pat}"},
-            )
+    with (
+        databricks_cassette(path, record_mode="once", hosts=[ws.url]),
+        httpx.Client(headers={"Accept-Encoding": "zstd"}) as client,
+    ):
+        reply = client.post(
+            f"{ws.url}/serving-endpoints/ep/invocations",
+            json=body,
+            headers={"Authorization": f"Bearer {ws.pat}"},
+        )
 
     assert reply.json()["choices"][0]["message"]["content"] == "fine"
     assert server.requests[0].headers["accept-encoding"] == "zstd"
