@@ -445,6 +445,16 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         **kwargs: Any,
     ) -> dict[str, Any]:
         formatted = format_tools(tools, strict=strict)
+        if not formatted:
+            # OpenAI-compatible routes answer 400 to "tools": [] ("[] is too short"), and
+            # create_agent binds an empty list when it has no tools: send neither key.
+            choice = normalize_tool_choice(tool_choice) if tool_choice is not None else None
+            if choice not in (None, "auto", "none"):
+                raise ValueError(
+                    f"tool_choice={tool_choice!r} asks for a tool call, but no tools are bound: "
+                    "pass the tools, or leave tool_choice out"
+                )
+            return dict(kwargs)
         if tool_choice is not None:
             kwargs["tool_choice"] = check_tool_choice(normalize_tool_choice(tool_choice), formatted)
         return {"tools": formatted, **kwargs}

@@ -250,6 +250,24 @@ def test_tool_choice_keywords_and_bound_names_pass(serving) -> None:
         llm.bind_tools([GetWeather], tool_choice=choice)
 
 
+@pytest.mark.parametrize("name", ["chat", "responder"])
+def test_binding_no_tools_sends_no_tools_key(serving, name) -> None:
+    # OpenAI-compatible routes answer 400 to "tools": [] ("[] is too short"); create_agent
+    # with no tools and a response_format binds an empty list.
+    queue(serving, Reply.text("ok"), name=name)
+    cls = ChatDatabricksServing if name == "chat" else ChatDatabricksResponses
+    llm = cls(model=name, host=serving.host, token=serving.token)
+    assert llm.bind_tools([], tool_choice="auto").invoke("hi").text == "ok"
+    assert "tools" not in serving.last_request.body
+    assert "tool_choice" not in serving.last_request.body
+
+
+@pytest.mark.parametrize("choice", ["required", "any", True])
+def test_requiring_a_tool_call_with_no_tools_raises_at_bind_time(serving, choice) -> None:
+    with pytest.raises(ValueError, match="no tools"):
+        chat(serving).bind_tools([], tool_choice=choice)
+
+
 # -- finish_reason in generation_info, as langchain-openai --------------------------------------
 def test_finish_reason_in_generation_info_invoke_and_stream(serving) -> None:
     queue(serving, Reply.text("ok"), Reply.text(["o", "k"]))
