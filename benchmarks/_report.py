@@ -21,12 +21,33 @@ METRICS = [
     ("invoke_cpu_us", "CPU per invoke", "us", "{:,.0f}"),
     ("invoke_wall_us", "wall per invoke", "us", "{:,.0f}"),
     ("chunk_cpu_us", "CPU per streamed chunk", "us", "{:,.1f}"),
-    ("batch_wall_s", "abatch 1,000 @ 64: wall", "s", "{:,.2f}"),
-    ("batch_cpu_s", "abatch 1,000 @ 64: CPU", "s", "{:,.2f}"),
+    ("batch16_wall_s", "abatch @ 16: wall", "s", "{:,.2f}"),
+    ("batch64_wall_s", "abatch @ 64: wall", "s", "{:,.2f}"),
+    ("batch256_wall_s", "abatch @ 256: wall", "s", "{:,.2f}"),
+    ("batch16_cpu_s", "abatch @ 16: CPU", "s", "{:,.2f}"),
+    ("batch64_cpu_s", "abatch @ 64: CPU", "s", "{:,.2f}"),
+    ("batch256_cpu_s", "abatch @ 256: CPU", "s", "{:,.2f}"),
+    ("stream_batch_wall_s", "streaming abatch: wall", "s", "{:,.2f}"),
+    ("stream_batch_chunk_cpu_us", "streaming abatch: CPU per chunk", "us", "{:,.1f}"),
     ("import_s", "import time", "s", "{:,.2f}"),
     ("rss_after_import_mib", "RSS after import", "MiB", "{:,.0f}"),
-    ("batch_peak_rss_mib", "peak RSS during abatch", "MiB", "{:,.0f}"),
+    ("batch64_peak_rss_mib", "peak RSS during abatch @ 64", "MiB", "{:,.0f}"),
+    ("batch256_peak_rss_mib", "peak RSS during abatch @ 256", "MiB", "{:,.0f}"),
+    ("batch256_kib_per_req", "RSS added per request in flight, abatch @ 256", "KiB", "{:,.1f}"),
+    ("heap_kib_per_request", "Python heap per request in flight, abatch @ 256", "KiB", "{:,.1f}"),
+    ("stream_batch_kib_per_stream", "RSS added per concurrent stream", "KiB", "{:,.1f}"),
 ]
+
+
+def sizes_note(sizes: dict[str, Any]) -> str:
+    """What the abatch rows measured, for under the table."""
+    return (
+        f"abatch rows: {sizes['batch_requests']:,} requests at each concurrency; streaming "
+        f"abatch: {sizes['stream_batch_requests']} streams, {sizes['stream_batch_concurrency']}"
+        " at once. RSS added = peak RSS during the batch minus RSS just before (after a warm-up"
+        " batch), over the concurrency asked for; Python heap = tracemalloc peak of an abatch"
+        " of 256 at 256, over 256."
+    )
 
 
 def _cell(value: float | None, reference: float | None, fmt: str) -> str:
@@ -87,14 +108,20 @@ def chart(clients: dict[str, dict[str, Any]], path: Path, subtitle: str) -> None
         "floor": "#b5b5b5",
         "httpx": "#d6d6d6",
     }
-    figure, axes = plt.subplots(2, 4, figsize=(15, 6.2))
-    for axis, (key, title, unit, fmt) in zip(axes.flat, METRICS, strict=True):
+    columns = 4
+    rows_of_panels = -(-len(METRICS) // columns)
+    figure, axes = plt.subplots(
+        rows_of_panels, columns, figsize=(15, 3.1 * rows_of_panels), squeeze=False
+    )
+    for axis in axes.flat[len(METRICS) :]:
+        axis.set_visible(False)
+    for axis, (key, title, unit, fmt) in zip(axes.flat, METRICS, strict=False):
         values = [clients[name].get(key) or 0.0 for name in names]
         rows = range(len(names))
         axis.barh(rows, values, color=[colours[name] for name in names])
         axis.set_yticks(list(rows), [COLUMNS[name].replace(" over httpx", "") for name in names])
         axis.invert_yaxis()
-        axis.set_title(f"{title} ({unit})", fontsize=10)
+        axis.set_title(f"{title} ({unit})", fontsize=9)
         axis.tick_params(labelsize=8)
         axis.margins(x=0.28)
         for row, value in zip(rows, values, strict=True):
