@@ -73,6 +73,39 @@ def table(clients: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+PEERS = ("databricks", "openai")
+# (figure, what it is compared with, the ratio #18 aims at)
+TARGETS = [
+    ("invoke_cpu_us", "floor", 1.0),
+    ("chunk_cpu_us", "floor", 1.15),
+    ("batch64_wall_s", "best peer", 0.8),
+    ("batch256_wall_s", "best peer", 0.8),
+    ("batch64_peak_rss_mib", "floor", 1.1),
+    ("batch256_peak_rss_mib", "floor", 1.1),
+]
+
+
+def targets(clients: dict[str, dict[str, Any]]) -> str:
+    """Ours against the floor or the best (lowest) peer, next to #18's targets."""
+    titles = {key: title for key, title, _unit, _fmt in METRICS}
+    ours = clients.get(REFERENCE, {})
+    lines = ["ChatDatabricksServing against the targets of issue #18 (this run):"]
+    for key, against, goal in TARGETS:
+        if against == "floor":
+            other, label = clients.get("floor", {}).get(key), "the floor"
+        else:
+            found = [(clients[p][key], p) for p in PEERS if clients.get(p, {}).get(key)]
+            other, label = (min(found)[0], COLUMNS[min(found)[1]]) if found else (None, "")
+        value = ours.get(key)
+        if value is None or not other:
+            lines.append(f"  {titles[key]}: n/a")
+            continue
+        ratio = value / other
+        verdict = "met" if ratio <= goal else "NOT met"
+        lines.append(f"  {titles[key]}: {ratio:.2f}x {label} (target <= {goal:.2f}x): {verdict}")
+    return "\n".join(lines)
+
+
 def interleaved_table(result: dict[str, dict[str, float]]) -> str:
     """The cross-check: CPU figures with every client in one process, taking turns."""
     names = [name for name in COLUMNS if name in result]

@@ -50,6 +50,8 @@ PACKAGES = [
     "openai",
     "httpx",
     "httpcore",
+    "h11",
+    "anyio",
     "pydantic",
     "pydantic-core",
 ]
@@ -252,7 +254,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     if arguments.quick:
         os.environ["BENCH_QUICK"] = "1"  # read by _measure here and in every child process
     from _measure import SIZES
-    from _report import COLUMNS, chart, interleaved_table, sizes_note, table
+    from _report import COLUMNS, chart, interleaved_table, sizes_note, table, targets
 
     _wait_for_quiet(arguments.wait_for_quiet, threshold=arguments.quiet_below)
     started, load_before = time.perf_counter(), _load()
@@ -294,6 +296,8 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     print()
     print(table(clients))
     print(sizes_note(SIZES))
+    print()
+    print(targets(clients))
     print()
     if interleaved:
         print(interleaved_table(interleaved))
