@@ -142,10 +142,31 @@ def _stream_figures(bench: Bench, chunks: int) -> dict[str, object]:
     return {"chunk_cpu_us": _median(cpu) * 1e6, "chunk_wall_us": _median(wall) * 1e6}
 
 
+def _open_connections() -> int | None:
+    """Connections held by the pools of every ``httpx.AsyncClient`` in this process.
+
+    What an abatch costs depends on it (httpcore rescans every pooled connection per request),
+    and it is not fixed by the pool's limits: idle connections expire after 5 s.
+    """
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return None
+    import gc
+
+    total = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, httpx.AsyncClient):
+            transports = [obj._transport, *obj._mounts.values()]
+            for transport in transports:
+                total += len(getattr(getattr(transport, "_pool", None), "_connections", ()))
+    return total
+
+
 async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str, float]:
     """One abatch at ``concurrency``: wall, CPU, peak RSS, and the RSS it added per request
     allowed in flight (peak minus the RSS just before, over ``concurrency``)."""
     await bench.abatch(concurrency, concurrency)  # opens the connections this batch will use
+    connections_before = _open_connections()
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -158,7 +179,14 @@ async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str,
     per_request = None
     if exact_peak and peak is not None and rss_before is not None:
         per_request = max(peak - rss_before, 0) / concurrency
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": _mib(peak), "kib_per_req": per_request}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mib": _mib(peak),
+        "kib_per_req": per_request,
+        "connections_before": connections_before,
+        "connections_after": _open_connections(),
+    }
 
 
 async def _stream_batch(bench: Bench, chunks: int) -> dict[str, object]:

@@ -29,6 +29,8 @@ METRICS = [
     ("batch256_cpu_s", "abatch @ 256: CPU", "s", "{:,.2f}"),
     ("stream_batch_wall_s", "streaming abatch: wall", "s", "{:,.2f}"),
     ("stream_batch_chunk_cpu_us", "streaming abatch: CPU per chunk", "us", "{:,.1f}"),
+    ("batch64_connections_before", "connections open before abatch @ 64", "", "{:,.0f}"),
+    ("batch64_connections_after", "connections open after abatch @ 64", "", "{:,.0f}"),
     ("import_s", "import time", "s", "{:,.2f}"),
     ("rss_after_import_mib", "RSS after import", "MiB", "{:,.0f}"),
     ("batch64_peak_rss_mib", "peak RSS during abatch @ 64", "MiB", "{:,.0f}"),
@@ -69,7 +71,8 @@ def table(clients: dict[str, dict[str, Any]]) -> str:
     ]
     for key, title, unit, fmt in METRICS:
         cells = [_cell(clients[name].get(key), reference.get(key), fmt) for name in names]
-        lines.append(f"| {title} ({unit}) | " + " | ".join(cells) + " |")
+        label = f"{title} ({unit})" if unit else title
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -154,7 +157,7 @@ def chart(clients: dict[str, dict[str, Any]], path: Path, subtitle: str) -> None
         axis.barh(rows, values, color=[colours[name] for name in names])
         axis.set_yticks(list(rows), [COLUMNS[name].replace(" over httpx", "") for name in names])
         axis.invert_yaxis()
-        axis.set_title(f"{title} ({unit})", fontsize=9)
+        axis.set_title(f"{title} ({unit})" if unit else title, fontsize=9)
         axis.tick_params(labelsize=8)
         axis.margins(x=0.28)
         for row, value in zip(rows, values, strict=True):
