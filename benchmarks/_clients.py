@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 ENDPOINT = "databricks-bench-model"
@@ -40,6 +40,10 @@ class Bench(Protocol):
 
     async def abatch(self, n: int, concurrency: int) -> list[str]: ...
 
+    async def astream_batch(self, n: int, concurrency: int) -> list[int]:
+        """``n`` concurrent streams, at most ``concurrency`` at once; text chunks of each."""
+        ...
+
 
 class LangChainBench:
     """A LangChain chat model driven through the public Runnable API."""
@@ -56,6 +60,17 @@ class LangChainBench:
     async def abatch(self, n: int, concurrency: int) -> list[str]:
         replies = await self.model.abatch([PROMPT] * n, config={"max_concurrency": concurrency})
         return [reply.text for reply in replies]
+
+    async def astream_batch(self, n: int, concurrency: int) -> list[int]:
+        # LangChain has no "abatch of streams": what a user does is gather astream() calls
+        # behind a semaphore, as here.
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> int:
+            async with gate:
+                return sum([1 async for chunk in self.model.astream(PROMPT) if chunk.text])
+
+        return await asyncio.gather(*(one() for _ in range(n)))
 
 
 def _limits() -> Any:
@@ -107,6 +122,26 @@ class HttpxBench:
             async with gate:
                 reply = await client.post(self.url, content=self._body(), headers=self.headers)
                 return reply.json()["choices"][0]["message"]["content"]
+
+        return await asyncio.gather(*(one() for _ in range(n)))
+
+    async def astream_batch(self, n: int, concurrency: int) -> list[int]:
+        if self.async_client is None:
+            self.async_client = self.async_client_factory()
+        client, gate = self.async_client, asyncio.Semaphore(concurrency)
+        body = self._body(stream=True)
+
+        async def one() -> int:
+            count = 0
+            async with (
+                gate,
+                client.stream("POST", self.url, content=body, headers=self.headers) as reply,
+            ):
+                async for line in reply.aiter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        delta = json.loads(line[6:])["choices"][0]["delta"]
+                        count += bool(delta.get("content"))
+            return count
 
         return await asyncio.gather(*(one() for _ in range(n)))
 
@@ -196,6 +231,25 @@ def floor_model_class() -> type:
                         response_metadata=meta,
                     )
                     yield ChatGenerationChunk(message=chunk)
+
+        async def _astream(
+            self, messages: list, stop: Any = None, run_manager: Any = None, **kw: Any
+        ) -> AsyncIterator[ChatGenerationChunk]:
+            self._async = self._async or httpx.AsyncClient(limits=_limits(), timeout=120)
+            request = self._request(messages, True)
+            async with self._async.stream("POST", self.url, **request) as reply:
+                reply.raise_for_status()
+                async for line in reply.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    yield ChatGenerationChunk(message=_floor_chunk(json.loads(line[6:])))
+
+    def _floor_chunk(data: dict[str, Any]) -> AIMessageChunk:
+        choice = data["choices"][0]
+        meta = {"finish_reason": choice["finish_reason"]} if choice["finish_reason"] else {}
+        return AIMessageChunk(
+            content=choice["delta"].get("content") or "", id=data.get("id"), response_metadata=meta
+        )
 
     return FloorChat
 

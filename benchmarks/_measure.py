@@ -40,16 +40,31 @@ IMPORTS = {
 TIMEOUT_S = 150
 
 # Sizes, chosen so that the whole run of six clients stays well under five minutes on 2 cores.
+# ``BENCH_QUICK=1`` (``run.py --quick``) shrinks them for a check that everything runs.
 SIZES = {
     "invoke_warmup": 50,
     "invoke_rounds": 15,
     "invoke_per_round": 50,
     "stream_warmup": 1,
     "stream_rounds": 7,
-    "batch_warmup": 64,
     "batch_requests": 1000,
-    "batch_concurrency": 64,
+    # abatch of batch_requests at each of these concurrencies, each after a warm-up batch of
+    # that many requests; 64 is the one the older figures (and the chart's first panels) use.
+    "batch_concurrencies": [16, 64, 256],
+    # the streaming abatch: this many streams of STREAM_CHUNKS chunks, this many at once
+    "stream_batch_requests": 64,
+    "stream_batch_concurrency": 64,
 }
+if os.environ.get("BENCH_QUICK") == "1":
+    SIZES.update(
+        invoke_warmup=10,
+        invoke_rounds=3,
+        invoke_per_round=10,
+        stream_rounds=2,
+        batch_requests=300,
+        stream_batch_requests=16,
+        stream_batch_concurrency=16,
+    )
 
 
 def _status_kib(field: str) -> int | None:
@@ -127,22 +142,115 @@ def _stream_figures(bench: Bench, chunks: int) -> dict[str, object]:
     return {"chunk_cpu_us": _median(cpu) * 1e6, "chunk_wall_us": _median(wall) * 1e6}
 
 
-async def _batch_figures(bench: Bench, expected: str) -> dict[str, object]:
-    concurrency = SIZES["batch_concurrency"]
-    await bench.abatch(SIZES["batch_warmup"], concurrency)
+def _open_connections() -> int | None:
+    """Connections held by the pools of every ``httpx.AsyncClient`` in this process.
+
+    What an abatch costs depends on it (httpcore rescans every pooled connection per request),
+    and it is not fixed by the pool's limits: idle connections expire after 5 s.
+    """
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return None
+    import gc
+
+    total = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, httpx.AsyncClient):
+            transports = [obj._transport, *obj._mounts.values()]
+            for transport in transports:
+                total += len(getattr(getattr(transport, "_pool", None), "_connections", ()))
+    return total
+
+
+async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str, float]:
+    """One abatch at ``concurrency``: wall, CPU, peak RSS, and the RSS it added per request
+    allowed in flight (peak minus the RSS just before, over ``concurrency``)."""
+    await bench.abatch(concurrency, concurrency)  # opens the connections this batch will use
+    connections_before = _open_connections()
+    rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     replies = await bench.abatch(SIZES["batch_requests"], concurrency)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
+    peak = _status_kib("VmHWM")
     if len(replies) != SIZES["batch_requests"] or any(r != expected for r in replies):
         raise AssertionError("the batch gave unexpected replies")
+    per_request = None
+    if exact_peak and peak is not None and rss_before is not None:
+        per_request = max(peak - rss_before, 0) / concurrency
     return {
-        "batch_wall_s": wall,
-        "batch_cpu_s": cpu,
-        "batch_peak_rss_mib": _mib(_status_kib("VmHWM")),
-        "batch_peak_rss_exact": exact_peak,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mib": _mib(peak),
+        "kib_per_req": per_request,
+        "connections_before": connections_before,
+        "connections_after": _open_connections(),
     }
+
+
+async def _stream_batch(bench: Bench, chunks: int) -> dict[str, object]:
+    n, concurrency = SIZES["stream_batch_requests"], SIZES["stream_batch_concurrency"]
+    await bench.astream_batch(min(4, n), concurrency)
+    rss_before = _status_kib("VmRSS")
+    exact_peak = _reset_peak_rss()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    counts = await bench.astream_batch(n, concurrency)
+    wall = time.perf_counter() - wall0
+    cpu = time.process_time() - cpu0
+    peak = _status_kib("VmHWM")
+    if counts != [chunks] * n:
+        raise AssertionError(f"the streams gave {sorted(set(counts))} text chunks, not {chunks}")
+    return {
+        "stream_batch_wall_s": wall,
+        "stream_batch_cpu_s": cpu,
+        "stream_batch_chunk_cpu_us": cpu / (n * chunks) * 1e6,
+        "stream_batch_peak_rss_mib": _mib(peak),
+        "stream_batch_kib_per_stream": (
+            max(peak - rss_before, 0) / concurrency
+            if exact_peak and peak is not None and rss_before is not None
+            else None
+        ),
+    }
+
+
+async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> float:
+    """Python heap per request in flight, in KiB: the ``tracemalloc`` peak of an abatch of
+    ``concurrency`` requests at ``concurrency``, above the heap before it, over ``concurrency``.
+
+    RSS deltas understate this once a warm-up batch has grown the heap (the allocator reuses
+    it); tracemalloc counts every allocation. Run after the timed batches: it slows Python.
+    """
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        replies = await bench.abatch(concurrency, concurrency)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    if replies != [expected] * concurrency:
+        raise AssertionError("the batch gave unexpected replies")
+    return max(peak - before, 0) / concurrency / 1024
+
+
+async def _batch_figures(bench: Bench, expected: str, chunks: int) -> dict[str, object]:
+    results: dict[str, object] = {"batch_peak_rss_exact": _reset_peak_rss()}
+    for concurrency in SIZES["batch_concurrencies"]:
+        figures = await _one_batch(bench, expected, concurrency)
+        for key, value in figures.items():
+            results[f"batch{concurrency}_{key}"] = value
+    # The names of the earlier single-batch figures (concurrency 64), kept for comparisons.
+    if 64 in SIZES["batch_concurrencies"]:
+        results["batch_wall_s"] = results["batch64_wall_s"]
+        results["batch_cpu_s"] = results["batch64_cpu_s"]
+        results["batch_peak_rss_mib"] = results["batch64_peak_rss_mib"]
+    results.update(await _stream_batch(bench, chunks))
+    top = max(SIZES["batch_concurrencies"])
+    results["heap_kib_per_request"] = await _heap_per_request(bench, expected, top)
+    return results
 
 
 def measure_run(name: str) -> dict[str, object]:
@@ -156,7 +264,7 @@ def measure_run(name: str) -> dict[str, object]:
     results = _invoke_figures(bench, expected)
     results.update(_stream_figures(bench, _server.STREAM_CHUNKS))
     results["rss_before_batch_mib"] = _mib(_status_kib("VmRSS"))
-    results.update(asyncio.run(_batch_figures(bench, expected)))
+    results.update(asyncio.run(_batch_figures(bench, expected, _server.STREAM_CHUNKS)))
     return results
 
 

@@ -21,12 +21,35 @@ METRICS = [
     ("invoke_cpu_us", "CPU per invoke", "us", "{:,.0f}"),
     ("invoke_wall_us", "wall per invoke", "us", "{:,.0f}"),
     ("chunk_cpu_us", "CPU per streamed chunk", "us", "{:,.1f}"),
-    ("batch_wall_s", "abatch 1,000 @ 64: wall", "s", "{:,.2f}"),
-    ("batch_cpu_s", "abatch 1,000 @ 64: CPU", "s", "{:,.2f}"),
+    ("batch16_wall_s", "abatch @ 16: wall", "s", "{:,.2f}"),
+    ("batch64_wall_s", "abatch @ 64: wall", "s", "{:,.2f}"),
+    ("batch256_wall_s", "abatch @ 256: wall", "s", "{:,.2f}"),
+    ("batch16_cpu_s", "abatch @ 16: CPU", "s", "{:,.2f}"),
+    ("batch64_cpu_s", "abatch @ 64: CPU", "s", "{:,.2f}"),
+    ("batch256_cpu_s", "abatch @ 256: CPU", "s", "{:,.2f}"),
+    ("stream_batch_wall_s", "streaming abatch: wall", "s", "{:,.2f}"),
+    ("stream_batch_chunk_cpu_us", "streaming abatch: CPU per chunk", "us", "{:,.1f}"),
+    ("batch64_connections_before", "connections open before abatch @ 64", "", "{:,.0f}"),
+    ("batch64_connections_after", "connections open after abatch @ 64", "", "{:,.0f}"),
     ("import_s", "import time", "s", "{:,.2f}"),
     ("rss_after_import_mib", "RSS after import", "MiB", "{:,.0f}"),
-    ("batch_peak_rss_mib", "peak RSS during abatch", "MiB", "{:,.0f}"),
+    ("batch64_peak_rss_mib", "peak RSS during abatch @ 64", "MiB", "{:,.0f}"),
+    ("batch256_peak_rss_mib", "peak RSS during abatch @ 256", "MiB", "{:,.0f}"),
+    ("batch256_kib_per_req", "RSS added per request in flight, abatch @ 256", "KiB", "{:,.1f}"),
+    ("heap_kib_per_request", "Python heap per request in flight, abatch @ 256", "KiB", "{:,.1f}"),
+    ("stream_batch_kib_per_stream", "RSS added per concurrent stream", "KiB", "{:,.1f}"),
 ]
+
+
+def sizes_note(sizes: dict[str, Any]) -> str:
+    """What the abatch rows measured, for under the table."""
+    return (
+        f"abatch rows: {sizes['batch_requests']:,} requests at each concurrency; streaming "
+        f"abatch: {sizes['stream_batch_requests']} streams, {sizes['stream_batch_concurrency']}"
+        " at once. RSS added = peak RSS during the batch minus RSS just before (after a warm-up"
+        " batch), over the concurrency asked for; Python heap = tracemalloc peak of an abatch"
+        " of 256 at 256, over 256."
+    )
 
 
 def _cell(value: float | None, reference: float | None, fmt: str) -> str:
@@ -48,7 +71,41 @@ def table(clients: dict[str, dict[str, Any]]) -> str:
     ]
     for key, title, unit, fmt in METRICS:
         cells = [_cell(clients[name].get(key), reference.get(key), fmt) for name in names]
-        lines.append(f"| {title} ({unit}) | " + " | ".join(cells) + " |")
+        label = f"{title} ({unit})" if unit else title
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+PEERS = ("databricks", "openai")
+# (figure, what it is compared with, the ratio #18 aims at)
+TARGETS = [
+    ("invoke_cpu_us", "floor", 1.0),
+    ("chunk_cpu_us", "floor", 1.15),
+    ("batch64_wall_s", "best peer", 0.8),
+    ("batch256_wall_s", "best peer", 0.8),
+    ("batch64_peak_rss_mib", "floor", 1.1),
+    ("batch256_peak_rss_mib", "floor", 1.1),
+]
+
+
+def targets(clients: dict[str, dict[str, Any]]) -> str:
+    """Ours against the floor or the best (lowest) peer, next to #18's targets."""
+    titles = {key: title for key, title, _unit, _fmt in METRICS}
+    ours = clients.get(REFERENCE, {})
+    lines = ["ChatDatabricksServing against the targets of issue #18 (this run):"]
+    for key, against, goal in TARGETS:
+        if against == "floor":
+            other, label = clients.get("floor", {}).get(key), "the floor"
+        else:
+            found = [(clients[p][key], p) for p in PEERS if clients.get(p, {}).get(key)]
+            other, label = (min(found)[0], COLUMNS[min(found)[1]]) if found else (None, "")
+        value = ours.get(key)
+        if value is None or not other:
+            lines.append(f"  {titles[key]}: n/a")
+            continue
+        ratio = value / other
+        verdict = "met" if ratio <= goal else "NOT met"
+        lines.append(f"  {titles[key]}: {ratio:.2f}x {label} (target <= {goal:.2f}x): {verdict}")
     return "\n".join(lines)
 
 
@@ -87,14 +144,20 @@ def chart(clients: dict[str, dict[str, Any]], path: Path, subtitle: str) -> None
         "floor": "#b5b5b5",
         "httpx": "#d6d6d6",
     }
-    figure, axes = plt.subplots(2, 4, figsize=(15, 6.2))
-    for axis, (key, title, unit, fmt) in zip(axes.flat, METRICS, strict=True):
+    columns = 4
+    rows_of_panels = -(-len(METRICS) // columns)
+    figure, axes = plt.subplots(
+        rows_of_panels, columns, figsize=(15, 3.1 * rows_of_panels), squeeze=False
+    )
+    for axis in axes.flat[len(METRICS) :]:
+        axis.set_visible(False)
+    for axis, (key, title, unit, fmt) in zip(axes.flat, METRICS, strict=False):
         values = [clients[name].get(key) or 0.0 for name in names]
         rows = range(len(names))
         axis.barh(rows, values, color=[colours[name] for name in names])
         axis.set_yticks(list(rows), [COLUMNS[name].replace(" over httpx", "") for name in names])
         axis.invert_yaxis()
-        axis.set_title(f"{title} ({unit})", fontsize=10)
+        axis.set_title(f"{title} ({unit})" if unit else title, fontsize=9)
         axis.tick_params(labelsize=8)
         axis.margins(x=0.28)
         for row, value in zip(rows, values, strict=True):

@@ -5,6 +5,7 @@ Usage (from anywhere, with any Python >= 3.10)::
     python benchmarks/run.py                      # all clients, about 2.5 minutes on 2 cores
     python benchmarks/run.py --clients serving,databricks
     python benchmarks/run.py --wait-for-quiet 600  # on a shared machine
+    python benchmarks/run.py --quick               # small sizes: does everything run?
 
 The first run creates ``benchmarks/.venv`` and installs this checkout (``pip install -e``) plus
 ``benchmarks/requirements.txt`` (the peers ``databricks-langchain`` and ``langchain-openai``,
@@ -49,6 +50,8 @@ PACKAGES = [
     "openai",
     "httpx",
     "httpcore",
+    "h11",
+    "anyio",
     "pydantic",
     "pydantic-core",
 ]
@@ -233,6 +236,11 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         help="first wait up to SECONDS for the 1-minute load average to fall below --quiet-below",
     )
     parser.add_argument("--quiet-below", type=float, default=1.5, metavar="LOAD")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (BENCH_QUICK=1): checks that everything runs; figures are rough",
+    )
     parser.add_argument("--output", type=Path, default=BENCH, help="where results.* go")
     arguments = parser.parse_args(argv)
     arguments.clients = [c.strip() for c in arguments.clients.split(",") if c.strip()]
@@ -243,8 +251,10 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def run(arguments: argparse.Namespace) -> dict[str, Any]:
+    if arguments.quick:
+        os.environ["BENCH_QUICK"] = "1"  # read by _measure here and in every child process
     from _measure import SIZES
-    from _report import COLUMNS, chart, interleaved_table, table
+    from _report import COLUMNS, chart, interleaved_table, sizes_note, table, targets
 
     _wait_for_quiet(arguments.wait_for_quiet, threshold=arguments.quiet_below)
     started, load_before = time.perf_counter(), _load()
@@ -285,6 +295,9 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     chart(clients, arguments.output / "results.png", subtitle)
     print()
     print(table(clients))
+    print(sizes_note(SIZES))
+    print()
+    print(targets(clients))
     print()
     if interleaved:
         print(interleaved_table(interleaved))
