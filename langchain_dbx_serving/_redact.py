@@ -129,12 +129,17 @@ def _has_shape(text: str) -> bool:
     return any(pattern.search(text) for _, pattern in _ERROR_SHAPES)
 
 
-_lock = threading.Lock()
+# Writers take the lock; redact() reads the snapshot without it. redact() runs in logging
+# filters, and a GC finalizer (an httpx client closed by weakref.finalize logs at DEBUG) can run
+# while this very thread holds the lock: a lock taken on the read path would deadlock there.
+_lock = threading.RLock()
 _remembered: OrderedDict[str, None] = OrderedDict()
+_snapshot: tuple[str, ...] = ()
 
 
 def remember(*secrets: str | None) -> None:
     """Register credential values to mask wherever they appear (the most recent 32 are kept)."""
+    global _snapshot
     install_log_filters()
     with _lock:
         for secret in secrets:
@@ -143,12 +148,15 @@ def remember(*secrets: str | None) -> None:
                 _remembered[secret] = None
         while len(_remembered) > _MAX_REMEMBERED:
             _remembered.popitem(last=False)
+        _snapshot = tuple(_remembered)
 
 
 def forget_all() -> None:
     """Forget every remembered secret (tests)."""
+    global _snapshot
     with _lock:
         _remembered.clear()
+        _snapshot = ()
 
 
 def secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
@@ -291,9 +299,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """
     if not text:
         return text
-    with _lock:
-        active = list(_remembered)
-    active += [s for s in secrets if s and len(s) >= MIN_SECRET]
+    active = [*_snapshot, *(s for s in secrets if s and len(s) >= MIN_SECRET)]
     ordered = tuple(sorted(set(active), key=len, reverse=True))
     for _ in range(3):  # an encoding inside an encoding is undone too, a few levels deep
         if ordered and _may_hold(text, ordered):
