@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from langchain_dbx_serving._redact import TOKEN_SHAPES as SECRET_PATTERNS
 from langchain_dbx_serving._redact import mask_encoded
 from langchain_dbx_serving.testing import _codec
-from langchain_dbx_serving.testing.scan import SECRET_PATTERNS
 
 __all__ = [
     "BODY_MATCHER",
