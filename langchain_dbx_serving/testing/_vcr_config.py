@@ -382,7 +382,12 @@ def match_json_body(r1: Any, r2: Any) -> None:
         return
     diff = list(
         difflib.unified_diff(
-            _pretty(recorded), _pretty(sent), "recorded request body", "sent request body", n=1
+            _pretty(recorded),
+            _pretty(sent),
+            "recorded request body",
+            "sent request body",
+            n=1,
+            lineterm="",
         )
     )
     if len(diff) > 60:
