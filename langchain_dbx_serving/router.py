@@ -35,6 +35,9 @@ FALLBACK_ERRORS: tuple[type[Exception], ...] = (
     ServingConnectionError,
 )
 
+# The custom event (``astream_events``) that names the route about to be called.
+ROUTE_EVENT = "databricks_route"
+
 
 class Route(BaseModel):
     """A named destination: any runnable (chat model, ``AgentEndpoint``, whole chain)."""
@@ -145,13 +148,16 @@ class EndpointRouter(Closeable, RunnableSerializable[Any, RouteResult]):
         choice = await self._classifier_chain().ainvoke(self._classifier_messages(value), child)
         return self._checked(choice.route)
 
-    def _candidates(self, chosen: str) -> list[Route]:
+    def _attempts(self, chosen: str) -> _Attempts:
         routes = self._by_name()
-        return [routes[chosen], *(routes[name] for name in routes[chosen].fallbacks)]
+        return _Attempts([routes[chosen], *(routes[name] for name in routes[chosen].fallbacks)])
 
     @staticmethod
     def _route_config(config: RunnableConfig, route: Route) -> RunnableConfig:
         return patch_config(config, run_name=f"route:{route.name}")
+
+    # The four loops below share the fallback policy (``_Attempts``); each differs only in how
+    # it dispatches the route event and calls the route (invoke/ainvoke/stream/astream).
 
     # -- invoke -----------------------------------------------------------------------------------
     def invoke(
@@ -165,35 +171,29 @@ class EndpointRouter(Closeable, RunnableSerializable[Any, RouteResult]):
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
     def _invoke(self, value: Any, config: RunnableConfig) -> RouteResult:
-        candidates = self._candidates(self._choose(value, config))
-        tried: list[str] = []
-        for route in candidates:
-            event = {"route": route.name, "tried": list(tried)}
-            dispatch_custom_event("databricks_route", event, config=config)
+        attempts = self._attempts(self._choose(value, config))
+        for route in attempts:
+            dispatch_custom_event(ROUTE_EVENT, attempts.event(route), config=config)
             try:
                 output = route.runnable.invoke(value, self._route_config(config, route))
             except FALLBACK_ERRORS:
-                if route is candidates[-1]:
-                    raise
-                tried.append(route.name)
-                continue
-            return RouteResult(route=route.name, output=output, fell_back_from=tried)
+                if attempts.fall_back(route, started=False):
+                    continue
+                raise
+            return attempts.result(route, output)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _ainvoke(self, value: Any, config: RunnableConfig) -> RouteResult:
-        candidates = self._candidates(await self._achoose(value, config))
-        tried: list[str] = []
-        for route in candidates:
-            event = {"route": route.name, "tried": list(tried)}
-            await adispatch_custom_event("databricks_route", event, config=config)
+        attempts = self._attempts(await self._achoose(value, config))
+        for route in attempts:
+            await adispatch_custom_event(ROUTE_EVENT, attempts.event(route), config=config)
             try:
                 output = await route.runnable.ainvoke(value, self._route_config(config, route))
             except FALLBACK_ERRORS:
-                if route is candidates[-1]:
-                    raise
-                tried.append(route.name)
-                continue
-            return RouteResult(route=route.name, output=output, fell_back_from=tried)
+                if attempts.fall_back(route, started=False):
+                    continue
+                raise
+            return attempts.result(route, output)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- stream -----------------------------------------------------------------------------------
@@ -215,46 +215,70 @@ class EndpointRouter(Closeable, RunnableSerializable[Any, RouteResult]):
 
     def _stream(self, inputs: Iterator[Any], config: RunnableConfig) -> Iterator[RouteResult]:
         for value in inputs:
-            candidates = self._candidates(self._choose(value, config))
-            tried: list[str] = []
-            for route in candidates:
-                event = {"route": route.name, "tried": list(tried)}
-                dispatch_custom_event("databricks_route", event, config=config)
+            attempts = self._attempts(self._choose(value, config))
+            for route in attempts:
+                dispatch_custom_event(ROUTE_EVENT, attempts.event(route), config=config)
                 started = False
                 try:
                     for chunk in route.runnable.stream(value, self._route_config(config, route)):
                         started = True
-                        yield RouteResult(route=route.name, output=chunk, fell_back_from=tried)
+                        yield attempts.result(route, chunk)
                 except FALLBACK_ERRORS:
-                    # Once a chunk reached the caller, switching routes would splice two answers.
-                    if started or route is candidates[-1]:
-                        raise
-                    tried.append(route.name)
-                    continue
+                    if attempts.fall_back(route, started=started):
+                        continue
+                    raise
                 break
 
     async def _astream(
         self, inputs: AsyncIterator[Any], config: RunnableConfig
     ) -> AsyncIterator[RouteResult]:
         async for value in inputs:
-            candidates = self._candidates(await self._achoose(value, config))
-            tried: list[str] = []
-            for route in candidates:
-                event = {"route": route.name, "tried": list(tried)}
-                await adispatch_custom_event("databricks_route", event, config=config)
+            attempts = self._attempts(await self._achoose(value, config))
+            for route in attempts:
+                await adispatch_custom_event(ROUTE_EVENT, attempts.event(route), config=config)
                 started = False
                 try:
                     async for chunk in route.runnable.astream(
                         value, self._route_config(config, route)
                     ):
                         started = True
-                        yield RouteResult(route=route.name, output=chunk, fell_back_from=tried)
+                        yield attempts.result(route, chunk)
                 except FALLBACK_ERRORS:
-                    if started or route is candidates[-1]:
-                        raise
-                    tried.append(route.name)
-                    continue
+                    if attempts.fall_back(route, started=started):
+                        continue
+                    raise
                 break
+
+
+class _Attempts:
+    """The fallback policy for one input, written once for invoke/ainvoke/stream/astream.
+
+    Iterating gives the chosen route, then its fallbacks in order. After a route raised one of
+    ``FALLBACK_ERRORS``, :meth:`fall_back` says whether to try the next one: not when the route
+    was the last candidate, and not once a chunk reached the caller (switching routes then would
+    splice two answers).
+    """
+
+    def __init__(self, candidates: list[Route]) -> None:
+        self.candidates = candidates
+        self.tried: list[str] = []
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self.candidates)
+
+    def event(self, route: Route) -> dict[str, Any]:
+        """The payload of the ``databricks_route`` custom event sent before calling ``route``."""
+        return {"route": route.name, "tried": list(self.tried)}
+
+    def result(self, route: Route, output: Any) -> RouteResult:
+        return RouteResult(route=route.name, output=output, fell_back_from=list(self.tried))
+
+    def fall_back(self, route: Route, *, started: bool) -> bool:
+        """Record that ``route`` failed; True to try the next route, False to re-raise."""
+        if started or route is self.candidates[-1]:
+            return False
+        self.tried.append(route.name)
+        return True
 
 
 def _text_of(value: Any) -> str:

@@ -1,58 +1,10 @@
-"""Fixtures shared by the whole suite: a local serving endpoint and chat models pointed at it."""
+"""Root of the suite. Fixtures live with the tests that use them: the local serving endpoint
+(``serving``, ``make_chat``) in ``tests/support/serving.py``, loaded by the loopback folders'
+conftests (integration, reliability, compat); this file imports no server, so unit tests run
+without starlette and uvicorn.
 
-from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from typing import Any
-
-import pytest
-
-from langchain_dbx_serving import ChatDatabricksServing
-from langchain_dbx_serving.testing import EchoBackend, LocalEndpoint, ScriptedBackend
+The AgentServer plugin is registered here because pytest takes ``pytest_plugins`` only from the
+root conftest; it imports httpx and pytest, and starts its server only when a test asks for it.
+"""
 
 pytest_plugins = ["tests.support.agentserver"]
-
-SCRIPTED = ("chat", "agent", "responder")
-
-
-@pytest.fixture(scope="session")
-def _serving() -> Iterator[LocalEndpoint]:
-    backends = {name: ScriptedBackend() for name in SCRIPTED}
-    backends["echo"] = EchoBackend()
-    with LocalEndpoint(backends, chat_agents={"agent"}, root="responder") as ep:
-        yield ep
-
-
-@pytest.fixture
-def serving(_serving: LocalEndpoint) -> LocalEndpoint:
-    """The shared local endpoint, with empty reply queues and no recorded requests.
-
-    Endpoints: ``chat`` (scripted, chat completions), ``agent`` (scripted, ChatAgent shape),
-    ``responder`` (scripted, also served at the root like an agent App) and ``echo``.
-    """
-    for name in SCRIPTED:
-        backend = _serving.backend(name)
-        assert isinstance(backend, ScriptedBackend)
-        backend.clear()
-    _serving.requests.clear()
-    return _serving
-
-
-def queue(ep: LocalEndpoint, *replies: Any, name: str = "chat") -> None:
-    """Queue replies on one of the scripted endpoints."""
-    backend = ep.backend(name)
-    assert isinstance(backend, ScriptedBackend)
-    backend.add(*replies)
-
-
-@pytest.fixture
-def make_chat(serving: LocalEndpoint) -> Callable[..., ChatDatabricksServing]:
-    """Build a ``ChatDatabricksServing`` on the local endpoint (no retry sleeps by default)."""
-
-    def make(**fields: Any) -> ChatDatabricksServing:
-        fields.setdefault("endpoint", "chat")
-        fields.setdefault("host", serving.host)
-        fields.setdefault("token", serving.token)
-        return ChatDatabricksServing(**fields)
-
-    return make

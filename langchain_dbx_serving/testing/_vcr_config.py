@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from langchain_dbx_serving._redact import TOKEN_SHAPES as SECRET_PATTERNS
 from langchain_dbx_serving._redact import mask_encoded
 from langchain_dbx_serving.testing import _codec
-from langchain_dbx_serving.testing.scan import SECRET_PATTERNS
 
 __all__ = [
     "BODY_MATCHER",
@@ -382,7 +382,12 @@ def match_json_body(r1: Any, r2: Any) -> None:
         return
     diff = list(
         difflib.unified_diff(
-            _pretty(recorded), _pretty(sent), "recorded request body", "sent request body", n=1
+            _pretty(recorded),
+            _pretty(sent),
+            "recorded request body",
+            "sent request body",
+            n=1,
+            lineterm="",
         )
     )
     if len(diff) > 60:

@@ -16,6 +16,11 @@ Fixtures:
 - ``dbx_vcr_config``: the configuration (see :func:`databricks_vcr_config`) to merge into your
   own ``vcr_config`` for tests that use other clients under ``@pytest.mark.vcr``.
 
+A replayed request that the cassette does not hold (the code now sends a different body) fails
+with what changed first (the body diff), then the command that re-records that test
+(``pytest '<test id>' --record-mode=rewrite``), then the test line that sent it; pass ``--tb=``
+to see the full traceback after that.
+
 Option: ``--dbx-fail-unplayed`` (ini ``dbx_fail_unplayed = true``) fails a replayed test that
 leaves recorded interactions unplayed (its workflow now makes fewer calls than recorded).
 
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from langchain_dbx_serving.testing import _drift
 from langchain_dbx_serving.testing._vcr_config import (
     PLACEHOLDER_HOST,
     REPLAY_TOKEN,
@@ -199,6 +205,30 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         if cassette is not None and hasattr(cassette, "all_played"):
             _check_all_played(cassette)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report = yield
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        error = _drift.cassette_error(call.excinfo.value)
+        if error is not None and hasattr(error, "failed_request"):
+            summary = _drift.drift_report(error, item.nodeid, _test_line(item, call.excinfo))
+            if item.config.getoption("tbstyle", "auto") == "auto":
+                report.longrepr = summary  # the frames below the test say nothing here
+            else:  # the user asked for a traceback style: keep it, after the summary
+                report.longrepr = f"{summary}\n\n{report.longrepr}"
+    return report
+
+
+def _test_line(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
+    """``file:line: source`` of the deepest frame in the test's own file."""
+    here = getattr(item, "path", None)
+    for entry in reversed(excinfo.traceback):
+        if here is not None and Path(entry.path) == Path(here):
+            source = str(entry.statement).strip()
+            return f"{Path(entry.path).name}:{entry.lineno + 1}: {source}"
+    return None
 
 
 def _fail_unplayed(config: pytest.Config) -> bool:

@@ -1,13 +1,49 @@
-"""``Trace.tree()``: a trace as indented text, one span a line."""
+"""``Trace.tree()``: a trace as indented text, one span a line.
+
+This module reads traces through the two small protocols below and imports nothing from
+``_model``, so the import goes one way: ``_model`` (and ``_collector``) -> ``_render``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from langchain_core.messages.ai import UsageMetadata
 
-if TYPE_CHECKING:
-    from langchain_dbx_serving.tracing._model import Span, Trace
+
+class Span(Protocol):
+    """What a tree line shows of a span (``tracing._model.Span`` has all of it)."""
+
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def span_type(self) -> str: ...
+    @property
+    def duration_ms(self) -> float | None: ...
+    @property
+    def token_usage(self) -> UsageMetadata | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class Trace(Protocol):
+    """What the header and the tree read of a trace (``tracing._model.Trace`` has all of it)."""
+
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def duration_ms(self) -> float | None: ...
+    @property
+    def spans(self) -> Sequence[Span]: ...
+    @property
+    def token_usage(self) -> UsageMetadata | None: ...
+    @property
+    def errors(self) -> Sequence[Span]: ...
+    def walk(self) -> Iterator[tuple[int, Span]]: ...
+
 
 _ERROR_PREVIEW = 120
 

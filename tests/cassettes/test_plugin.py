@@ -152,6 +152,56 @@ def test_a_drifted_prompt_fails_with_a_diff(
     assert len(results(project)) == 1  # the replay never got an answer
 
 
+def test_a_drifted_prompt_shows_the_diff_first_and_how_to_re_record(
+    project: pytest.Pytester, endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_user=user_test())
+    record(project, endpoint, monkeypatch).assert_outcomes(passed=1)
+
+    project.makepyfile(test_user=user_test("largest planet"))
+    result = run(project, "--disable-socket")
+    result.assert_outcomes(failed=1)
+    start = next(i for i, line in enumerate(result.outlines) if "FAILURES" in line)
+    failure = result.outlines[start:]
+    shown = "\n".join(failure)
+    # What changed comes first, before any frame: the diff within the first lines of the report.
+    first = "\n".join(failure[:15])
+    assert '-      "content": "What is the capital of France?",' in first
+    assert '+      "content": "What is the largest planet?",' in first
+    assert "pytest 'test_user.py::test_chain' --record-mode=rewrite" in shown
+    assert 'sent from test_user.py:6: reply = chain.invoke({"thing": "largest planet"})' in shown
+    assert "httpx_stubs.py" not in shown and "_client.py" not in shown  # no library frames
+
+    # Following the advice re-records the cassette, and the new prompt then replays offline.
+    with monkeypatch.context() as env:
+        env.setenv("DATABRICKS_HOST", endpoint.host)
+        env.setenv("DATABRICKS_TOKEN", endpoint.token or "")
+        run(project, "test_user.py::test_chain", "--record-mode=rewrite").assert_outcomes(passed=1)
+    endpoint.stop()
+    run(project, "--disable-socket").assert_outcomes(passed=1)
+    assert "planet" in results(project)[-1]["text"].lower()
+
+
+def test_an_explicit_traceback_style_keeps_the_frames_after_the_diff(
+    project: pytest.Pytester, endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.makepyfile(test_user=user_test())
+    record(project, endpoint, monkeypatch).assert_outcomes(passed=1)
+    endpoint.stop()
+
+    project.makepyfile(test_user=user_test("largest planet"))
+    result = run(project, "--disable-socket", "--tb=short")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '*+*"content": "What is the largest planet?"*',
+            "*--record-mode=rewrite*",
+            "*httpx_stubs.py*",
+            "E   vcr.errors.CannotOverwriteExistingCassetteException*",
+        ]
+    )
+
+
 def test_fail_unplayed_option(
     project: pytest.Pytester, endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,8 +33,8 @@ from langchain_dbx_serving.testing import (
     Reply,
     ToolStep,
 )
-from tests.conftest import queue
 from tests.support.calls import aggregate
+from tests.support.serving import queue
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "migrating.md"
 ROW = re.compile(r"^\| ([CEO]\d\d) \|")

@@ -19,7 +19,7 @@ from langchain_dbx_serving import (
     ServerError,
 )
 from langchain_dbx_serving.testing import Reply, ToolStep
-from tests.conftest import queue
+from tests.support.serving import queue
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from langchain_dbx_serving import (
     get_trace_id,
 )
 from langchain_dbx_serving.testing import LocalEndpoint, Reply, ToolStep
-from tests.conftest import queue
 from tests.integration.test_traces import MODES, call
+from tests.support.serving import queue
 
 STEP = ToolStep("lookup_order", {"order_id": 42}, "shipped", id="call_1")
 

@@ -9,7 +9,7 @@ import pytest
 
 from langchain_dbx_serving import ChatDatabricksServing
 from langchain_dbx_serving.testing import Reply
-from tests.conftest import queue
+from tests.support.serving import queue
 
 
 @pytest.fixture

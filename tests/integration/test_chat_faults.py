@@ -26,7 +26,7 @@ from langchain_dbx_serving import (
 )
 from langchain_dbx_serving.testing import Fault, LocalEndpoint, RawReply, Reply
 from langchain_dbx_serving.transport import client as transport_client
-from tests.conftest import queue
+from tests.support.serving import queue
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from langchain_dbx_serving import ChatDatabricksServing
 from langchain_dbx_serving.testing import Quirks, Reply, ToolStep
-from tests.conftest import queue
 from tests.support.calls import aggregate
+from tests.support.serving import queue
 
 
 # -- the four call paths ------------------------------------------------------------------------

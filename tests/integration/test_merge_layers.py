@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from langchain_dbx_serving import AgentEndpoint, ChatDatabricksResponses, ChatDatabricksServing
 from langchain_dbx_serving.testing import LocalEndpoint, Reply
-from tests.conftest import queue
 from tests.support.calls import MODES, ask
+from tests.support.serving import queue
 
 CLASSES = ["serving", "responses"]
 ALL_MODES = [*MODES, "batch", "abatch"]

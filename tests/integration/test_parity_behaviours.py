@@ -18,8 +18,8 @@ from langchain_dbx_serving import (
 )
 from langchain_dbx_serving.errors import ConfigurationError, UnknownArgumentError
 from langchain_dbx_serving.testing import HashEmbeddingBackend, LocalEndpoint, RawReply, Reply
-from tests.conftest import queue
 from tests.support.calls import MODES, aggregate, ask
+from tests.support.serving import queue
 
 
 def chat(ep: LocalEndpoint, endpoint: str = "chat", **fields: Any) -> ChatDatabricksServing:

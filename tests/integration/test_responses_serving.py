@@ -27,8 +27,8 @@ from langchain_dbx_serving import (
 )
 from langchain_dbx_serving.testing import LocalEndpoint, Quirks, RawReply, Reply, ToolStep
 from langchain_dbx_serving.transport import client as transport_client
-from tests.conftest import queue
 from tests.support.calls import MODES, aggregate, ask
+from tests.support.serving import queue
 
 TRACE_HEADER = "x-mlflow-return-trace-id"
 

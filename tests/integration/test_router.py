@@ -8,7 +8,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_dbx_serving import AgentEndpoint, ChatDatabricksServing, RateLimitError
 from langchain_dbx_serving.router import EndpointRouter, Route, RouteResult
 from langchain_dbx_serving.testing import Reply
-from tests.conftest import queue
+from tests.support.serving import queue
 
 
 @pytest.fixture

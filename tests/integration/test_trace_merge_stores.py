@@ -25,9 +25,9 @@ import pytest
 from langchain_dbx_serving import AgentEndpoint, ChatDatabricksResponses, ChatDatabricksServing
 from langchain_dbx_serving import get_trace as parse_trace
 from langchain_dbx_serving.testing import LocalEndpoint, RawReply
-from tests.conftest import queue
 from tests.support import mlflow_process
 from tests.support.agentserver import start_agent_server
+from tests.support.serving import queue
 from tests.unit import test_tracing_mlflow
 
 mlflow_store = test_tracing_mlflow.mlflow_store  # the caller on a file store

@@ -23,8 +23,8 @@ from langchain_dbx_serving import (
     get_trace,
 )
 from langchain_dbx_serving.testing import HashEmbeddingBackend, LocalEndpoint, Reply
-from tests.conftest import queue
 from tests.integration.test_traces import MODES, call
+from tests.support.serving import queue
 from tests.unit import test_tracing_mlflow
 
 mlflow_store = test_tracing_mlflow.mlflow_store

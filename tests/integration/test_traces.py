@@ -30,7 +30,7 @@ from langchain_dbx_serving import (
     get_trace_id,
 )
 from langchain_dbx_serving.testing import LocalEndpoint, RawReply, Reply, ToolStep
-from tests.conftest import queue
+from tests.support.serving import queue
 
 MODES = ("invoke", "ainvoke", "stream", "astream")
 STEP = ToolStep("lookup_order", {"order_id": 42}, "shipped", id="call_1")

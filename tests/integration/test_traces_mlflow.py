@@ -29,8 +29,8 @@ from langchain_dbx_serving.testing import (
     ResponsesAgentBackend,
     ToolStep,
 )
-from tests.conftest import queue
 from tests.integration.test_traces import MODES, call, total
+from tests.support.serving import queue
 from tests.unit import test_tracing_mlflow
 
 mlflow_store = test_tracing_mlflow.mlflow_store  # the fixture: MLflow tracing to a tmp store

@@ -13,8 +13,8 @@ import pytest
 
 from langchain_dbx_serving import ChatDatabricksResponses, ChatDatabricksServing
 from langchain_dbx_serving.testing import LocalEndpoint, RawReply
-from tests.conftest import queue
 from tests.support.calls import aggregate
+from tests.support.serving import queue
 
 CLAUDE = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 

@@ -8,6 +8,7 @@ import pytest
 
 from langchain_dbx_serving.testing import LocalEndpoint
 from langchain_dbx_serving.transport import client as transport_client
+from tests.support.serving import _serving, make_chat, serving  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -17,8 +18,8 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def faulty(serving: LocalEndpoint) -> Iterator[LocalEndpoint]:
-    """The shared local endpoint (see ``tests/conftest.py``) with an empty fault plan."""
+def faulty(serving: LocalEndpoint) -> Iterator[LocalEndpoint]:  # noqa: F811  (fixture above)
+    """The shared local endpoint (see ``tests/support/serving.py``) with an empty fault plan."""
     serving.faults.clear()
     yield serving
     serving.faults.clear()

@@ -33,8 +33,8 @@ from langchain_dbx_serving.errors import (
 )
 from langchain_dbx_serving.testing import LocalEndpoint, Reply
 from langchain_dbx_serving.transport.sse import SSEDecoder
-from tests.conftest import queue
 from tests.reliability.raw_server import HOLD, RawServer, http_head
+from tests.support.serving import queue
 
 TOKEN = "bad-input-token-0123456789"
 

@@ -16,7 +16,7 @@ import pytest
 
 from langchain_dbx_serving import AgentEndpoint, ChatDatabricksResponses, ChatDatabricksServing
 from langchain_dbx_serving.testing import Fault, LocalEndpoint, Reply
-from tests.conftest import queue
+from tests.support.serving import queue
 
 ANSWER = Reply.text(["one ", "two ", "three ", "four"])
 

@@ -33,7 +33,7 @@ from langchain_dbx_serving import (
     StreamInterruptedError,
 )
 from langchain_dbx_serving.testing import Fault, LocalEndpoint, Reply
-from tests.conftest import queue
+from tests.support.serving import queue
 
 ANSWER = ["one ", "two ", "three ", "four"]
 MB = 1_000_000

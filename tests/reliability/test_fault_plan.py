@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from langchain_dbx_serving.testing import Fault, FaultPlan, LocalEndpoint, Reply
-from tests.conftest import queue
+from tests.support.serving import queue
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 STREAM = {**BODY, "stream": True}

@@ -21,8 +21,8 @@ from langchain_dbx_serving.errors import (
     ServingTimeoutError,
 )
 from langchain_dbx_serving.testing import Fault, LocalEndpoint, Reply
-from tests.conftest import queue
 from tests.reliability.raw_server import HOLD, RawServer
+from tests.support.serving import queue
 
 BUSY = Reply.error(429, "REQUEST_LIMIT_EXCEEDED", "slow down", retry_after=0)
 

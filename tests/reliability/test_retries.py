@@ -27,7 +27,7 @@ from langchain_dbx_serving.auth import TokenCredentials
 from langchain_dbx_serving.testing import Fault, LocalEndpoint, Reply
 from langchain_dbx_serving.transport import client as transport_client
 from langchain_dbx_serving.transport.client import Transport
-from tests.conftest import queue
+from tests.support.serving import queue
 
 BODY = {"messages": [{"role": "user", "content": "hi"}]}
 STREAM_BODY = {**BODY, "stream": True}
