@@ -18,6 +18,18 @@ _PREVIEW = 200
 lenient_json = json.JSONDecoder(strict=False).decode
 
 
+def as_str(value: Any, *, empty_is_none: bool = False) -> str | None:
+    """``value`` when it is a string, else ``None`` (``""`` too, with ``empty_is_none``).
+
+    Example:
+        >>> as_str("a"), as_str(3), as_str(""), as_str("", empty_is_none=True)
+        ('a', None, '', None)
+    """
+    if not isinstance(value, str) or (empty_is_none and not value):
+        return None
+    return value
+
+
 def preview(data: Any) -> str:
     """A short printable prefix of a payload, for error messages."""
     try:

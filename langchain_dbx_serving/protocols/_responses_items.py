@@ -2,8 +2,7 @@
 
 Shared by the whole-reply decoder (``responses.decode_reply``) and the stream decoder
 (``_responses_stream.StreamDecoder``) so that both turn the same item into the same blocks;
-the pydantic shapes of the stream events and replies they read, and ``StreamedItem`` (what the
-stream decoder has seen of an item not done yet), are here too.
+the pydantic shapes of the stream events and replies they read are here too.
 
 Item kinds (PROTOCOLS.md section 3):
 
@@ -30,7 +29,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
@@ -439,45 +437,6 @@ def error_in(obj: Mapping[str, Any]) -> AgentError | None:
     return AgentError(f"the agent reported an error: {prefix}{message}", error_code=code_text)
 
 
-def trace_id_in(response: Mapping[str, Any]) -> str | None:
-    """``metadata.trace_id`` of a reply (MLflow AgentServer with ``x-mlflow-return-trace-id``)."""
-    metadata = response.get("metadata")
-    if isinstance(metadata, Mapping):
-        return _str(metadata.get("trace_id"))
-    return None
-
-
-def build_response_metadata(
-    *,
-    response_id: str | None,
-    status: str | None,
-    model: str | None,
-    custom_outputs: Any,
-    databricks: Mapping[str, Any],
-    trace_id: str | None,
-    output: list[Any],
-    incomplete_details: Any = None,
-) -> dict[str, Any]:
-    """``response_metadata`` of a decoded reply; the stream's last chunk uses the same keys."""
-    meta: dict[str, Any] = {}
-    if response_id is not None:
-        meta["id"] = response_id
-    if status is not None:
-        meta["status"] = status
-    if model is not None:
-        meta["model_name"] = model
-    if incomplete_details is not None:
-        meta["incomplete_details"] = incomplete_details
-    if isinstance(custom_outputs, Mapping):
-        meta["custom_outputs"] = dict(custom_outputs)
-    meta.update(databricks)
-    if trace_id is not None:
-        # AgentServer's own trace id wins over the one inside a returned trace.
-        meta["trace_id"] = trace_id
-    meta["output"] = output
-    return meta
-
-
 # ---- stream event shapes (only the fields we read; everything else is ignored) -----------
 
 
@@ -524,60 +483,3 @@ def item_key(item: Mapping[str, Any]) -> str:
     else:
         key = {k: v for k, v in item.items() if k != "status"}
     return json.dumps(key, sort_keys=True, default=str)
-
-
-# ---- per-item streaming state (the stream decoder's) ------------------------------------
-
-
-@dataclass
-class StreamedItem:
-    """What the stream decoder has seen (and emitted) of one output item not done yet."""
-
-    kind: str
-    ids: set[str | None] = field(default_factory=set)
-    output_index: int | None = None
-    added: dict[str, Any] | None = None
-    delta_ids: set[str | None] = field(default_factory=set)
-    retired: bool = False
-    text: str = ""
-    annotations: list[Any] = field(default_factory=list)
-    tool_index: int | None = None
-    live: bool = False  # a caller's call whose arguments stream as tool_call_chunks
-    call_id: str | None = None
-    name: str | None = None
-    args: str = ""
-    parts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # key -> [index, text]
-
-    @property
-    def streamed(self) -> bool:
-        return bool(self.text or self.annotations or self.args or self.parts)
-
-    def first_id(self) -> str | None:
-        if self.added and isinstance(self.added.get("id"), str):
-            return self.added["id"]
-        return next((i for i in self.ids if isinstance(i, str)), None)
-
-    def consistent_with(self, item: Mapping[str, Any]) -> bool:
-        """Could ``item`` be the finished form of what this slot streamed?"""
-        if self.kind == "message":
-            return message_text(item).startswith(self.text)
-        if self.kind == "function_call":
-            return arguments_of(item).startswith(self.args)
-        done = dict(reasoning_parts(item))
-        return all(done.get(key, "").startswith(part[1]) for key, part in self.parts.items())
-
-    def as_item(self) -> dict[str, Any]:
-        """The item this slot streamed, for a stream that never sent its ``done`` event."""
-        item: dict[str, Any] = dict(self.added or {"type": self.kind})
-        if self.first_id() is not None:
-            item["id"] = self.first_id()
-        if self.kind == "message":
-            item.setdefault("role", "assistant")
-            part = {"type": "output_text", "text": self.text, "annotations": self.annotations}
-            item["content"] = [part]
-        elif self.kind == "function_call":
-            item.update(call_id=self.call_id, name=self.name, arguments=self.args)
-        else:
-            ordered = sorted(self.parts.items())
-            item["summary"] = [{"type": "summary_text", "text": p[1]} for _k, p in ordered]
-        return item
