@@ -35,11 +35,9 @@ from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from langchain_dbx_serving._error_body import error_fields
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
-from langchain_dbx_serving.protocols._common import (
-    lenient_json,
-    preview,
-)
+from langchain_dbx_serving.protocols._common import as_str, parse_arguments, preview
 
 _TEXT_PART_TYPES = frozenset({"output_text", "text", "input_text"})
 
@@ -80,10 +78,6 @@ def malformed(what: str, payload: Any) -> MalformedResponseError:
         "endpoint? Chat-completions endpoints need the chat-completions protocol.",
         event=preview(shown),
     )
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def item_kind(item: Mapping[str, Any]) -> str:
@@ -147,7 +141,7 @@ def message_annotations(item: Mapping[str, Any]) -> list[Any]:
 
 def message_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Content blocks of a ``message`` item (text blocks carry the item id)."""
-    item_id = _str(item.get("id"))
+    item_id = as_str(item.get("id"))
     blocks: list[dict[str, Any]] = []
     for part in _message_parts(item):
         if not _is_text_part(part):
@@ -188,7 +182,7 @@ def reasoning_extras(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def reasoning_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One ``reasoning`` block per reasoning part; at least one block per item."""
-    item_id = _str(item.get("id"))
+    item_id = as_str(item.get("id"))
     blocks: list[dict[str, Any]] = []
     for _key, text in reasoning_parts(item):
         block: dict[str, Any] = {"type": "reasoning", "reasoning": text}
@@ -210,7 +204,7 @@ def reasoning_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def call_id_of(item: Mapping[str, Any]) -> str | None:
     """The tool-call id of a ``function_call`` item: ``call_id``, else the item ``id``."""
-    return _str(item.get("call_id")) or _str(item.get("id"))
+    return as_str(item.get("call_id")) or as_str(item.get("id"))
 
 
 def arguments_of(item: Mapping[str, Any]) -> str:
@@ -221,20 +215,6 @@ def arguments_of(item: Mapping[str, Any]) -> str:
     if args is None:
         return ""
     return json.dumps(args)
-
-
-def parse_arguments(arguments: str) -> tuple[dict[str, Any] | None, str | None]:
-    """``(args, None)`` for a JSON object (``""`` means ``{}``), else ``(None, error)``."""
-    if not arguments.strip():
-        return {}, None
-    try:
-        # strict=False: recorded traffic has raw control characters inside argument strings.
-        value = lenient_json(arguments)
-    except ValueError as exc:
-        return None, f"the arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return None, f"the arguments are JSON but not an object: {preview(arguments)}"
-    return value, None
 
 
 def function_call_to_tool_call(item: Mapping[str, Any]) -> ToolCall | InvalidToolCall:
@@ -308,7 +288,7 @@ def server_tool_result_block(item: Mapping[str, Any]) -> dict[str, Any]:
     """A ``function_call_output`` item as a v1 ``server_tool_result`` block."""
     block: dict[str, Any] = {
         "type": "server_tool_result",
-        "tool_call_id": _str(item.get("call_id")) or "",
+        "tool_call_id": as_str(item.get("call_id")) or "",
         "status": "success",
     }
     if "output" in item:
@@ -412,29 +392,18 @@ class ResponseFields(BaseModel):
 def error_in(obj: Mapping[str, Any]) -> AgentError | None:
     """The :class:`AgentError` a reply or event reports, or ``None``.
 
-    Covers ``{"error": {"code", "message"}}`` (responses, OpenAI gateways), AgentServer's
-    ``{"error": "<text>"}``, a Databricks ``{"error_code", "message"}`` body and
-    ``status: "failed"``.
+    The error shapes are those of :func:`langchain_dbx_serving._error_body.error_fields`;
+    a responses object with ``status: "failed"`` is an error too.
     """
-    error = obj.get("error")
-    code: Any = None
-    message: Any = None
-    if isinstance(error, str) and error:
-        message = error
-    elif isinstance(error, Mapping):
-        code = error.get("code")
-        message = error.get("message") or preview(json.dumps(error, default=str))
-    elif error is not None and error != "":
-        message = preview(json.dumps(error, default=str))
-    elif isinstance(obj.get("error_code"), str) and "message" in obj:
-        code, message = obj["error_code"], obj.get("message")
-    elif obj.get("status") == "failed":
-        message = "the response failed and the endpoint gave no reason"
-    if message is None:
+    found = error_fields(obj)
+    if found is None and obj.get("status") == "failed":
+        found = None, "the response failed and the endpoint gave no reason"
+    if found is None:
         return None
-    code_text = str(code) if code is not None else None
-    prefix = f"{code_text}: " if code_text else ""
-    return AgentError(f"the agent reported an error: {prefix}{message}", error_code=code_text)
+    code, message = found
+    text = message if isinstance(message, str) else preview(json.dumps(message, default=str))
+    prefix = f"{code}: " if code else ""
+    return AgentError(f"the agent reported an error: {prefix}{text}", error_code=code)
 
 
 # ---- stream event shapes (only the fields we read; everything else is ignored) -----------
