@@ -50,8 +50,10 @@ from langchain_dbx_serving.protocols._responses_items import (
 )
 from langchain_dbx_serving.protocols._responses_reply import ResponseMetadata
 from langchain_dbx_serving.protocols._responses_stream import StreamDecoder
+from langchain_dbx_serving.protocols._seam import WireProtocol
 
 __all__ = [
+    "PROTOCOL",
     "StreamDecoder",
     "decode_output_items",
     "decode_reply",
@@ -147,3 +149,12 @@ def decode_reply(body: Any, *, client_tools: Collection[str] = ()) -> ChatResult
     if "databricks_request_id" in databricks:
         llm_output["databricks_request_id"] = databricks["databricks_request_id"]
     return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+
+
+PROTOCOL = WireProtocol(
+    kind="responses",
+    encode_request=encode_request,
+    decode_reply=decode_reply,
+    stream_decoder=StreamDecoder,
+)
+"""The responses protocol as a chat class uses it (see :class:`WireProtocol`)."""
