@@ -41,6 +41,12 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ValidationError
 
+from langchain_dbx_serving.protocols._responses_agent import (
+    agent_tool_calls,
+    input_items,
+    split_request,
+    with_input_items,
+)
 from langchain_dbx_serving.protocols._responses_encode import encode_request
 from langchain_dbx_serving.protocols._responses_items import (
     ResponseFields,
@@ -55,6 +61,10 @@ from langchain_dbx_serving.protocols._seam import WireProtocol
 __all__ = [
     "PROTOCOL",
     "StreamDecoder",
+    "agent_tool_calls",
+    "input_items",
+    "split_request",
+    "with_input_items",
     "decode_output_items",
     "decode_reply",
     "encode_request",
