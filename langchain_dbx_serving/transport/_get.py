@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from langchain_dbx_serving.transport.client import _GET, Transport
+from langchain_dbx_serving.transport._call import _GET
+from langchain_dbx_serving.transport.client import Transport
 
 __all__ = ["aget_json", "aget_stream", "get_json", "get_stream"]
 
