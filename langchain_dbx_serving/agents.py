@@ -17,7 +17,7 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,7 +39,6 @@ from langchain_dbx_serving.chat_models._layers import (
 )
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
 from langchain_dbx_serving.protocols import responses
-from langchain_dbx_serving.protocols._responses_encode import encode_input
 from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agent_model_run
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
@@ -167,12 +166,12 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     def _prepare(
         self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool, run_manager: Any = None
     ) -> PreparedCall:
-        messages, items, body_keys = _split_input(value)
+        messages, items, body_keys = responses.split_request(value)
         call = self.chat._prepare(
             messages, None, kwargs, stream=stream, request=body_keys, run_manager=run_manager
         )
         if items is not None:
-            call = dataclasses.replace(call, body={**call.body, "input": items})
+            call = dataclasses.replace(call, body=responses.with_input_items(call.body, items))
         return call
 
     def bind(self, **kwargs: Any) -> Runnable[AgentInput, AgentResponse]:
@@ -473,49 +472,12 @@ def approval_turn(
         else:
             decision = approve
         answers.append(request.respond(bool(decision), reason))
-    messages, items, extra = _split_input(value)
-    history = items if items is not None else encode_input(messages)
+    history, extra = responses.input_items(value)
     return [*history, *response.output, *answers], extra
 
 
-def _split_input(
-    value: AgentInput,
-) -> tuple[list[BaseMessage], list[Any] | None, dict[str, Any]]:
-    """``(messages, raw input items or None, other body keys)`` from any accepted input."""
-    if isinstance(value, str):
-        return convert_to_messages([value]), None, {}
-    if isinstance(value, Mapping):
-        body_keys = {k: v for k, v in value.items() if k not in ("input", "messages")}
-        if "messages" in value:
-            return convert_to_messages(value["messages"]), None, body_keys
-        raw = value.get("input")
-        if isinstance(raw, str):
-            return convert_to_messages([raw]), None, body_keys
-        if isinstance(raw, list):
-            return [], raw, body_keys
-        raise ValueError("an AgentEndpoint dict input needs 'input' (a string or a list of items)")
-    return convert_to_messages(value), None, {}
-
-
 def _tool_calls(items: Sequence[Mapping[str, Any]], message: AIMessage) -> list[AgentToolCall]:
-    outputs = {
-        item.get("call_id"): item.get("output")
-        for item in items
-        if item.get("type") == "function_call_output"
-    }
-    calls = []
-    for block in message.content if isinstance(message.content, list) else []:
-        if isinstance(block, dict) and block.get("type") == "server_tool_call":
-            call_id = block.get("id")
-            calls.append(
-                AgentToolCall(
-                    id=call_id,
-                    name=block.get("name") or "",
-                    args=block.get("args") or {},
-                    output=outputs.get(call_id),
-                )
-            )
-    return calls
+    return [AgentToolCall(**call) for call in responses.agent_tool_calls(items, message.content)]
 
 
 def _response(message: AIMessage, items: list[dict[str, Any]]) -> AgentResponse:
@@ -540,7 +502,7 @@ def _trace_metadata(response: AgentResponse | None) -> dict[str, Any] | None:
 def _response_from_reply(reply: Any) -> AgentResponse:
     message = responses.decode_reply(reply).generations[0].message
     assert isinstance(message, AIMessage)
-    items = reply.get("output") if isinstance(reply, Mapping) else None
+    items = message.response_metadata.get("output")
     return _response(message, [i for i in items or [] if isinstance(i, dict)])
 
 

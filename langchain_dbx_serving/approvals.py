@@ -24,12 +24,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
+
+from langchain_dbx_serving.protocols._common import parse_arguments
 
 __all__ = ["ApprovalRequest", "approval_message", "approval_requests"]
 
@@ -68,15 +69,8 @@ class ApprovalRequest(BaseModel):
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ApprovalRequest:
         raw = item.get("arguments")
-        arguments: dict[str, Any]
-        if isinstance(raw, Mapping):
-            arguments = dict(raw)
-        else:
-            try:
-                parsed = json.loads(raw) if isinstance(raw, str) and raw.strip() else {}
-            except ValueError:
-                parsed = None
-            arguments = parsed if isinstance(parsed, dict) else {"_raw": raw}
+        parsed, _error = parse_arguments(raw)
+        arguments = parsed if parsed is not None else {"_raw": raw}
         request_id = item.get("id")
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"an {REQUEST} item without an id cannot be answered: {item!r}")

@@ -103,7 +103,7 @@ def stream_source(
     first = chat.transport.stream(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
     )
-    decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
+    decoder = wire.ResumeAwareDecoder(chat._protocol.stream_decoder(**call.decode_options), state)
     return resumable(chat.transport, first, state, on_resumed), decoder
 
 
@@ -120,7 +120,7 @@ def astream_source(
     first = chat.transport.astream(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
     )
-    decoder = wire.ResumeAwareDecoder(chat._protocol.StreamDecoder(**call.decode_options), state)
+    decoder = wire.ResumeAwareDecoder(chat._protocol.stream_decoder(**call.decode_options), state)
     return aresumable(chat.transport, first, state, on_resumed), decoder
 
 

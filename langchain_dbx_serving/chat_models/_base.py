@@ -1,15 +1,15 @@
 """What every chat class shares: fields, credentials, request building, the call paths.
 
-A subclass names its protocol module (``encode_request``/``decode_reply``/``StreamDecoder``)
-and its URL; everything else (merging bound kwargs over constructor fields, tools, structured
-output, sync/async/stream paths) lives here once. There is no wire-format logic in this module.
+A subclass names its wire protocol (a ``protocols._seam.WireProtocol``: ``encode_request``,
+``decode_reply``, ``stream_decoder``) and its URL; everything else (merging bound kwargs over
+constructor fields, tools, structured output, sync/async/stream paths) lives here once.
+There is no wire-format logic in this module.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -34,6 +34,7 @@ from langchain_dbx_serving.chat_models._tools import (
     normalize_tool_choice,
 )
 from langchain_dbx_serving.protocols import _families
+from langchain_dbx_serving.protocols._seam import WireProtocol
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._propagation import with_trace_context
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
@@ -99,7 +100,8 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     """Family of the served model (``claude``, ``gemini-2.5``, ``gemini-3``, ``openai``,
     ``other``); default: from the endpoint name. ``other`` sends fields unchanged."""
 
-    _protocol: ClassVar[ModuleType]
+    _protocol: ClassVar[WireProtocol]
+    """The wire protocol (``chat_completions.PROTOCOL`` or ``responses.PROTOCOL``)."""
     _protocol_kind: ClassVar[_families.Protocol] = "chat"
 
     @property
@@ -183,7 +185,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         events = self.transport.stream(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
         )
-        return events, self._protocol.StreamDecoder(**call.decode_options)
+        return events, self._protocol.stream_decoder(**call.decode_options)
 
     def _astream_source(
         self, call: PreparedCall, traces: TraceSurfacer, info: Decoding | None = None
@@ -192,7 +194,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         events = self.transport.astream(
             call.url, call.body, endpoint=call.endpoint, headers=call.headers, info=info
         )
-        return events, self._protocol.StreamDecoder(**call.decode_options)
+        return events, self._protocol.stream_decoder(**call.decode_options)
 
     # -- building a request -----------------------------------------------------------------------
     def _databricks_options(self) -> dict[str, Any] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import field_validator
@@ -11,6 +10,7 @@ from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models import _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase
 from langchain_dbx_serving.protocols import chat_completions
+from langchain_dbx_serving.protocols._seam import WireProtocol
 
 
 class ChatDatabricksServing(DatabricksChatBase):
@@ -61,7 +61,7 @@ class ChatDatabricksServing(DatabricksChatBase):
         supported = get_args(cls.model_fields["route"].annotation)
         return _routes.check_route(value, supported, cls.__name__)
 
-    _protocol: ClassVar[ModuleType] = chat_completions
+    _protocol: ClassVar[WireProtocol] = chat_completions.PROTOCOL
 
     @property
     def _llm_type(self) -> str:

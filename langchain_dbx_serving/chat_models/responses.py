@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
@@ -19,6 +18,7 @@ from langchain_dbx_serving._paths import endpoint_segment
 from langchain_dbx_serving.chat_models import _background, _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase, PreparedCall
 from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.protocols._seam import WireProtocol
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.background import BackgroundRun
@@ -110,7 +110,7 @@ class ChatDatabricksResponses(DatabricksChatBase):
     """How long ``invoke(..., background=True)`` waits for a background run (``None``: no
     limit); also a call kwarg. The run itself goes on after the wait ends."""
 
-    _protocol: ClassVar[ModuleType] = responses
+    _protocol: ClassVar[WireProtocol] = responses.PROTOCOL
     _conversation_aliases: dict[str, str] = PrivateAttr(default_factory=dict)
     _protocol_kind: ClassVar[Literal["chat", "responses"]] = "responses"
 

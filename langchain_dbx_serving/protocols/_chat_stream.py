@@ -24,7 +24,6 @@ from langchain_dbx_serving.protocols._chat_wire import (
     agent_message_dict,
     agent_role,
     agent_text,
-    as_str,
     block_of,
     check_tool_name,
     content_pieces,
@@ -33,7 +32,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     raw_arguments,
     validate,
 )
-from langchain_dbx_serving.protocols._common import parse_event, preview
+from langchain_dbx_serving.protocols._common import as_str, parse_event, preview
 
 
 class StreamDecoder:
@@ -280,8 +279,10 @@ class _ToolCallAssembler:
         function = fragment.function
         if function is not None:
             check_tool_name(function.name, fragment.index)
-        new_id = as_str(fragment.id) if call.id is None else None
-        new_name = as_str(function.name) if function and call.name is None else None
+        new_id = as_str(fragment.id, empty_is_none=True) if call.id is None else None
+        new_name = (
+            as_str(function.name, empty_is_none=True) if function and call.name is None else None
+        )
         call.id = call.id or new_id
         call.name = call.name or new_name
         args = raw_arguments(function.arguments) if function else ""
@@ -289,7 +290,7 @@ class _ToolCallAssembler:
             # Some models send "{}" first and the real arguments after it; "" parses as {}.
             args = ""
         call.args_length += len(args)
-        if as_str(fragment.thought_signature):
+        if as_str(fragment.thought_signature, empty_is_none=True):
             call.thought_signature = fragment.thought_signature
         if call.announced and new_id is None and new_name is None and not args:
             return None
@@ -297,7 +298,7 @@ class _ToolCallAssembler:
         return tool_call_chunk(name=new_name, args=args, id=new_id, index=call.index)
 
     def _call_for(self, fragment: WireToolCall) -> _Call:
-        fragment_id = as_str(fragment.id)
+        fragment_id = as_str(fragment.id, empty_is_none=True)
         if is_index(fragment.index):
             call = self._by_wire_index.get(fragment.index)
         else:
@@ -337,7 +338,7 @@ class _AgentMessages:
         return list(self._by_key.values())
 
     def add(self, delta: WireMessage) -> str:
-        key = as_str(delta.id) or self._last_key or ""
+        key = as_str(delta.id, empty_is_none=True) or self._last_key or ""
         self._last_key = key
         fields = agent_message_dict(delta)
         record = self._by_key.get(key)

@@ -23,11 +23,13 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from langchain_dbx_serving._error_body import error_fields
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
 from langchain_dbx_serving.protocols._common import (
+    as_str,
     databricks_output_metadata,
-    lenient_json,
     map_usage,
+    parse_arguments,
     preview,
 )
 
@@ -106,11 +108,6 @@ def validate(model: type[_M], obj: Any, raw: Any) -> _M:
         ) from None
 
 
-def as_str(value: Any) -> str | None:
-    """``value`` when it is a non-empty string, else ``None``."""
-    return value if isinstance(value, str) and value else None
-
-
 def check_tool_name(name: Any, index: Any) -> None:
     """A tool call's ``function.name`` is a string (or absent, in a stream fragment)."""
     if name is not None and not isinstance(name, str):
@@ -132,25 +129,13 @@ def is_index(value: Any) -> bool:
 def raise_for_error(event: Mapping[str, Any]) -> None:
     """Raise :class:`AgentError` when a reply or event reports an error instead of output.
 
-    Recognised shapes: Databricks ``{"error_code", "message"}``, OpenAI-style
-    ``{"error": {"code", "message", "type"}}``, MLflow AgentServer ``{"error": "<text>"}`` and
-    vLLM-style ``{"object": "error", "message", "code"}``.
+    The shapes are those of :func:`langchain_dbx_serving._error_body.error_fields`.
     """
-    error = event.get("error")
-    if error:
-        if isinstance(error, Mapping):
-            message = error.get("message")
-            code = error.get("code") if error.get("code") is not None else error.get("type")
-        else:
-            message, code = error, None
-    elif event.get("error_code"):
-        message, code = event.get("message"), event.get("error_code")
-    elif event.get("object") == "error":
-        message, code = event.get("message"), event.get("code") or event.get("type")
-    else:
+    found = error_fields(event)
+    if found is None:
         return
+    error_code, message = found
     text = message if isinstance(message, str) else json.dumps(message, default=str)
-    error_code = str(code) if code is not None and code != "" else None
     prefix = f"{error_code}: " if error_code else ""
     request_id = databricks_output_metadata(event).get("databricks_request_id")
     raise AgentError(
@@ -224,7 +209,7 @@ def _map_reasoning_part(part: Mapping[str, Any]) -> Piece:
             continue
         if isinstance(item.get("text"), str):
             texts.append(item["text"])
-        if as_str(item.get("signature")):
+        if as_str(item.get("signature"), empty_is_none=True):
             extras["signature"] = item["signature"]
         if set(item) - {"type", "text", "signature"} or item.get("type") != "summary_text":
             # A form we do not model (e.g. redacted reasoning): kept to be echoed back verbatim.
@@ -259,27 +244,6 @@ def block_of(piece: Piece, index: int | None = None) -> dict[str, Any]:
 # Tool calls
 
 
-def parse_arguments(arguments: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Parse wire ``arguments``: ``(args, None)`` on success, ``(None, error)`` otherwise.
-
-    ``""``/``None`` mean no arguments (zero-argument tools stream ``""``); raw control
-    characters are accepted (``strict=False``), as recorded Databricks traffic carries them.
-    """
-    if arguments is None or arguments == "":
-        return {}, None
-    if isinstance(arguments, Mapping):
-        return dict(arguments), None
-    if not isinstance(arguments, str):
-        return None, f"arguments are a {type(arguments).__name__}, not a JSON string"
-    try:
-        parsed = lenient_json(arguments)
-    except ValueError as exc:
-        return None, f"arguments are not valid JSON ({exc})"
-    if not isinstance(parsed, dict):
-        return None, "arguments are not a JSON object"
-    return parsed, None
-
-
 def raw_arguments(arguments: Any) -> str:
     """Wire ``arguments`` as the string LangChain keeps in chunks and invalid calls."""
     if isinstance(arguments, str):
@@ -299,8 +263,8 @@ def map_tool_calls(
     for index, call in enumerate(calls or []):
         function = call.function or WireFunction()
         check_tool_name(function.name, index)
-        name = as_str(function.name)
-        call_id = as_str(call.id)
+        name = as_str(function.name, empty_is_none=True)
+        call_id = as_str(call.id, empty_is_none=True)
         args, error = parse_arguments(function.arguments)
         if args is None:
             invalid.append(
@@ -310,7 +274,7 @@ def map_tool_calls(
             )
         else:
             valid.append(tool_call(name=name or "", args=args, id=call_id))
-        if call_id and as_str(call.thought_signature):
+        if call_id and as_str(call.thought_signature, empty_is_none=True):
             signatures[call_id] = call.thought_signature
     return valid, invalid, signatures
 
@@ -366,15 +330,15 @@ class ReplyMetadata:
 
     def absorb_event(self, event: Mapping[str, Any]) -> None:
         """Top-level fields of a reply body or of one stream event."""
-        self.id = self.id or as_str(event.get("id"))
-        self.model = self.model or as_str(event.get("model"))
+        self.id = self.id or as_str(event.get("id"), empty_is_none=True)
+        self.model = self.model or as_str(event.get("model"), empty_is_none=True)
         self.absorb_finish_reason(event.get("finish_reason"))
         self.absorb_custom_outputs(event.get("custom_outputs"))
         usage = event.get("usage")
         if isinstance(usage, Mapping):
             self.usage.update((k, v) for k, v in usage.items() if v is not None)
         self.trace.update(databricks_output_metadata(event))
-        if as_str(event.get("trace_id")):
+        if as_str(event.get("trace_id"), empty_is_none=True):
             # MLflow AgentServer sends a bare {"trace_id": ...} event before [DONE].
             self.trace.setdefault("trace_id", event["trace_id"])
 

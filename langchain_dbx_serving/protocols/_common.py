@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,18 @@ from langchain_dbx_serving._json import loads
 from langchain_dbx_serving.errors import MalformedResponseError
 
 _PREVIEW = 200
-# One lenient decoder for every payload: json.loads(..., strict=False) builds a new decoder per
-# call, which showed up in the per-chunk profile. strict=False: recorded Databricks traffic
-# carries raw control characters inside strings.
-lenient_json = json.JSONDecoder(strict=False).decode
+
+
+def as_str(value: Any, *, empty_is_none: bool = False) -> str | None:
+    """``value`` when it is a string, else ``None`` (``""`` too, with ``empty_is_none``).
+
+    Example:
+        >>> as_str("a"), as_str(3), as_str(""), as_str("", empty_is_none=True)
+        ('a', None, '', None)
+    """
+    if not isinstance(value, str) or (empty_is_none and not value):
+        return None
+    return value
 
 
 def preview(data: Any) -> str:
@@ -25,6 +32,35 @@ def preview(data: Any) -> str:
     except RecursionError:
         text = "<a value nested too deeply to show>"
     return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "..."
+
+
+def parse_arguments(arguments: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse a tool call's wire ``arguments``: ``(args, None)``, or ``(None, error)``.
+
+    Both protocols carry them as a JSON string; ``""``, blank or ``None`` mean no arguments
+    (zero-argument tools stream ``""``), an object sent as JSON rather than a string is taken
+    as it is. Parsed with the package's one lenient decoder (``_json.loads``): recorded
+    Databricks traffic has raw control characters inside argument strings.
+
+    Example:
+        >>> parse_arguments('{"q": "x"}'), parse_arguments("")
+        (({'q': 'x'}, None), ({}, None))
+        >>> parse_arguments("[1]")
+        (None, 'the arguments are JSON but not an object: [1]')
+    """
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}, None
+    if isinstance(arguments, Mapping):
+        return dict(arguments), None
+    if not isinstance(arguments, str):
+        return None, f"the arguments are a {type(arguments).__name__}, not a JSON string"
+    try:
+        value = loads(arguments)
+    except ValueError as exc:
+        return None, f"the arguments are not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return None, f"the arguments are JSON but not an object: {preview(arguments)}"
+    return value, None
 
 
 def parse_event(data: str) -> Any:

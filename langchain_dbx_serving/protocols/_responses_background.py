@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from langchain_dbx_serving._error_body import error_fields
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving.errors import MalformedResponseError, RunNotFoundError
 
 __all__ = [
@@ -123,15 +125,14 @@ def parse_frame(data: str) -> Frame:
     if not text.startswith("{") or ('"response_id"' not in text and '"error"' not in text):
         return _NOT_AN_EVENT  # cheap: most frames of most servers carry neither
     try:
-        event = json.loads(text)
+        event = loads(text)
     except ValueError:
         return _NOT_AN_EVENT  # the decoder reports it, naming the event
     if not isinstance(event, dict):
         return _NOT_AN_EVENT
     seq = event.get("sequence_number")
     rid = event.get("response_id")
-    error = event.get("error")
-    code = error.get("code") if isinstance(error, Mapping) else None
+    code = (error_fields(event) or (None, None))[0]
     kind = event.get("type")
     return Frame(
         kind if isinstance(kind, str) else None,

@@ -2,8 +2,7 @@
 
 Shared by the whole-reply decoder (``responses.decode_reply``) and the stream decoder
 (``_responses_stream.StreamDecoder``) so that both turn the same item into the same blocks;
-the pydantic shapes of the stream events and replies they read, and ``StreamedItem`` (what the
-stream decoder has seen of an item not done yet), are here too.
+the pydantic shapes of the stream events and replies they read are here too.
 
 Item kinds (PROTOCOLS.md section 3):
 
@@ -30,18 +29,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from langchain_dbx_serving._error_body import error_fields
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
-from langchain_dbx_serving.protocols._common import (
-    lenient_json,
-    preview,
-)
+from langchain_dbx_serving.protocols._common import as_str, parse_arguments, preview
 
 _TEXT_PART_TYPES = frozenset({"output_text", "text", "input_text"})
 
@@ -82,10 +78,6 @@ def malformed(what: str, payload: Any) -> MalformedResponseError:
         "endpoint? Chat-completions endpoints need the chat-completions protocol.",
         event=preview(shown),
     )
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def item_kind(item: Mapping[str, Any]) -> str:
@@ -149,7 +141,7 @@ def message_annotations(item: Mapping[str, Any]) -> list[Any]:
 
 def message_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Content blocks of a ``message`` item (text blocks carry the item id)."""
-    item_id = _str(item.get("id"))
+    item_id = as_str(item.get("id"))
     blocks: list[dict[str, Any]] = []
     for part in _message_parts(item):
         if not _is_text_part(part):
@@ -190,7 +182,7 @@ def reasoning_extras(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def reasoning_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One ``reasoning`` block per reasoning part; at least one block per item."""
-    item_id = _str(item.get("id"))
+    item_id = as_str(item.get("id"))
     blocks: list[dict[str, Any]] = []
     for _key, text in reasoning_parts(item):
         block: dict[str, Any] = {"type": "reasoning", "reasoning": text}
@@ -212,7 +204,7 @@ def reasoning_blocks(item: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def call_id_of(item: Mapping[str, Any]) -> str | None:
     """The tool-call id of a ``function_call`` item: ``call_id``, else the item ``id``."""
-    return _str(item.get("call_id")) or _str(item.get("id"))
+    return as_str(item.get("call_id")) or as_str(item.get("id"))
 
 
 def arguments_of(item: Mapping[str, Any]) -> str:
@@ -223,20 +215,6 @@ def arguments_of(item: Mapping[str, Any]) -> str:
     if args is None:
         return ""
     return json.dumps(args)
-
-
-def parse_arguments(arguments: str) -> tuple[dict[str, Any] | None, str | None]:
-    """``(args, None)`` for a JSON object (``""`` means ``{}``), else ``(None, error)``."""
-    if not arguments.strip():
-        return {}, None
-    try:
-        # strict=False: recorded traffic has raw control characters inside argument strings.
-        value = lenient_json(arguments)
-    except ValueError as exc:
-        return None, f"the arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return None, f"the arguments are JSON but not an object: {preview(arguments)}"
-    return value, None
 
 
 def function_call_to_tool_call(item: Mapping[str, Any]) -> ToolCall | InvalidToolCall:
@@ -310,7 +288,7 @@ def server_tool_result_block(item: Mapping[str, Any]) -> dict[str, Any]:
     """A ``function_call_output`` item as a v1 ``server_tool_result`` block."""
     block: dict[str, Any] = {
         "type": "server_tool_result",
-        "tool_call_id": _str(item.get("call_id")) or "",
+        "tool_call_id": as_str(item.get("call_id")) or "",
         "status": "success",
     }
     if "output" in item:
@@ -414,68 +392,18 @@ class ResponseFields(BaseModel):
 def error_in(obj: Mapping[str, Any]) -> AgentError | None:
     """The :class:`AgentError` a reply or event reports, or ``None``.
 
-    Covers ``{"error": {"code", "message"}}`` (responses, OpenAI gateways), AgentServer's
-    ``{"error": "<text>"}``, a Databricks ``{"error_code", "message"}`` body and
-    ``status: "failed"``.
+    The error shapes are those of :func:`langchain_dbx_serving._error_body.error_fields`;
+    a responses object with ``status: "failed"`` is an error too.
     """
-    error = obj.get("error")
-    code: Any = None
-    message: Any = None
-    if isinstance(error, str) and error:
-        message = error
-    elif isinstance(error, Mapping):
-        code = error.get("code")
-        message = error.get("message") or preview(json.dumps(error, default=str))
-    elif error is not None and error != "":
-        message = preview(json.dumps(error, default=str))
-    elif isinstance(obj.get("error_code"), str) and "message" in obj:
-        code, message = obj["error_code"], obj.get("message")
-    elif obj.get("status") == "failed":
-        message = "the response failed and the endpoint gave no reason"
-    if message is None:
+    found = error_fields(obj)
+    if found is None and obj.get("status") == "failed":
+        found = None, "the response failed and the endpoint gave no reason"
+    if found is None:
         return None
-    code_text = str(code) if code is not None else None
-    prefix = f"{code_text}: " if code_text else ""
-    return AgentError(f"the agent reported an error: {prefix}{message}", error_code=code_text)
-
-
-def trace_id_in(response: Mapping[str, Any]) -> str | None:
-    """``metadata.trace_id`` of a reply (MLflow AgentServer with ``x-mlflow-return-trace-id``)."""
-    metadata = response.get("metadata")
-    if isinstance(metadata, Mapping):
-        return _str(metadata.get("trace_id"))
-    return None
-
-
-def build_response_metadata(
-    *,
-    response_id: str | None,
-    status: str | None,
-    model: str | None,
-    custom_outputs: Any,
-    databricks: Mapping[str, Any],
-    trace_id: str | None,
-    output: list[Any],
-    incomplete_details: Any = None,
-) -> dict[str, Any]:
-    """``response_metadata`` of a decoded reply; the stream's last chunk uses the same keys."""
-    meta: dict[str, Any] = {}
-    if response_id is not None:
-        meta["id"] = response_id
-    if status is not None:
-        meta["status"] = status
-    if model is not None:
-        meta["model_name"] = model
-    if incomplete_details is not None:
-        meta["incomplete_details"] = incomplete_details
-    if isinstance(custom_outputs, Mapping):
-        meta["custom_outputs"] = dict(custom_outputs)
-    meta.update(databricks)
-    if trace_id is not None:
-        # AgentServer's own trace id wins over the one inside a returned trace.
-        meta["trace_id"] = trace_id
-    meta["output"] = output
-    return meta
+    code, message = found
+    text = message if isinstance(message, str) else preview(json.dumps(message, default=str))
+    prefix = f"{code}: " if code else ""
+    return AgentError(f"the agent reported an error: {prefix}{text}", error_code=code)
 
 
 # ---- stream event shapes (only the fields we read; everything else is ignored) -----------
@@ -524,60 +452,3 @@ def item_key(item: Mapping[str, Any]) -> str:
     else:
         key = {k: v for k, v in item.items() if k != "status"}
     return json.dumps(key, sort_keys=True, default=str)
-
-
-# ---- per-item streaming state (the stream decoder's) ------------------------------------
-
-
-@dataclass
-class StreamedItem:
-    """What the stream decoder has seen (and emitted) of one output item not done yet."""
-
-    kind: str
-    ids: set[str | None] = field(default_factory=set)
-    output_index: int | None = None
-    added: dict[str, Any] | None = None
-    delta_ids: set[str | None] = field(default_factory=set)
-    retired: bool = False
-    text: str = ""
-    annotations: list[Any] = field(default_factory=list)
-    tool_index: int | None = None
-    live: bool = False  # a caller's call whose arguments stream as tool_call_chunks
-    call_id: str | None = None
-    name: str | None = None
-    args: str = ""
-    parts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # key -> [index, text]
-
-    @property
-    def streamed(self) -> bool:
-        return bool(self.text or self.annotations or self.args or self.parts)
-
-    def first_id(self) -> str | None:
-        if self.added and isinstance(self.added.get("id"), str):
-            return self.added["id"]
-        return next((i for i in self.ids if isinstance(i, str)), None)
-
-    def consistent_with(self, item: Mapping[str, Any]) -> bool:
-        """Could ``item`` be the finished form of what this slot streamed?"""
-        if self.kind == "message":
-            return message_text(item).startswith(self.text)
-        if self.kind == "function_call":
-            return arguments_of(item).startswith(self.args)
-        done = dict(reasoning_parts(item))
-        return all(done.get(key, "").startswith(part[1]) for key, part in self.parts.items())
-
-    def as_item(self) -> dict[str, Any]:
-        """The item this slot streamed, for a stream that never sent its ``done`` event."""
-        item: dict[str, Any] = dict(self.added or {"type": self.kind})
-        if self.first_id() is not None:
-            item["id"] = self.first_id()
-        if self.kind == "message":
-            item.setdefault("role", "assistant")
-            part = {"type": "output_text", "text": self.text, "annotations": self.annotations}
-            item["content"] = [part]
-        elif self.kind == "function_call":
-            item.update(call_id=self.call_id, name=self.name, arguments=self.args)
-        else:
-            ordered = sorted(self.parts.items())
-            item["summary"] = [{"type": "summary_text", "text": p[1]} for _k, p in ordered]
-        return item

@@ -55,8 +55,9 @@ from langchain_dbx_serving.protocols._chat_wire import (
 )
 from langchain_dbx_serving.protocols._common import parse_event, preview
 from langchain_dbx_serving.protocols._families import drop_stale_empty_reasoning
+from langchain_dbx_serving.protocols._seam import WireProtocol
 
-__all__ = ["StreamDecoder", "decode_reply", "encode_request"]
+__all__ = ["PROTOCOL", "StreamDecoder", "decode_reply", "encode_request"]
 
 # Claude models behind Databricks reject an assistant turn whose text is empty ("text content
 # blocks must be non-empty"), null included; databricks-openai sends a single space for an
@@ -357,3 +358,12 @@ def _reply_metadata(body: Mapping[str, Any]) -> ReplyMetadata:
     meta = ReplyMetadata()
     meta.absorb_event(body)
     return meta
+
+
+PROTOCOL = WireProtocol(
+    kind="chat",
+    encode_request=encode_request,
+    decode_reply=decode_reply,
+    stream_decoder=StreamDecoder,
+)
+"""The chat_completions protocol as a chat class uses it (see :class:`WireProtocol`)."""

@@ -41,20 +41,30 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ValidationError
 
-from langchain_dbx_serving.protocols._common import databricks_output_metadata, map_usage
+from langchain_dbx_serving.protocols._responses_agent import (
+    agent_tool_calls,
+    input_items,
+    split_request,
+    with_input_items,
+)
 from langchain_dbx_serving.protocols._responses_encode import encode_request
 from langchain_dbx_serving.protocols._responses_items import (
     ResponseFields,
-    build_response_metadata,
     decode_output_items,
     error_in,
     malformed,
-    trace_id_in,
 )
+from langchain_dbx_serving.protocols._responses_reply import ResponseMetadata
 from langchain_dbx_serving.protocols._responses_stream import StreamDecoder
+from langchain_dbx_serving.protocols._seam import WireProtocol
 
 __all__ = [
+    "PROTOCOL",
     "StreamDecoder",
+    "agent_tool_calls",
+    "input_items",
+    "split_request",
+    "with_input_items",
     "decode_output_items",
     "decode_reply",
     "encode_request",
@@ -129,23 +139,16 @@ def decode_reply(body: Any, *, client_tools: Collection[str] = ()) -> ChatResult
         what = "a chat-completions reply" if "choices" in body else "a reply with no output list"
         raise malformed(what, body)
     decoded = decode_output_items(fields.output, client_tools=client_tools)
-    databricks = databricks_output_metadata(body)
-    metadata = build_response_metadata(
-        response_id=fields.id,
-        status=fields.status,
-        model=fields.model,
-        custom_outputs=body.get("custom_outputs"),
-        databricks=databricks,
-        trace_id=trace_id_in(body),
-        output=list(fields.output),
-        incomplete_details=fields.incomplete_details,
-    )
+    reply = ResponseMetadata()
+    reply.absorb_response(body, fields)
+    metadata = reply.build(output=list(fields.output))
+    databricks = reply.databricks
     message = AIMessage(
         content=decoded.content,
         tool_calls=decoded.tool_calls,
         invalid_tool_calls=decoded.invalid_tool_calls,
         response_metadata=metadata,
-        usage_metadata=map_usage(fields.usage),
+        usage_metadata=reply.usage,
         id=fields.id,
     )
     # No None values: LangChain copies llm_output into response_metadata, and a streamed reply
@@ -156,3 +159,12 @@ def decode_reply(body: Any, *, client_tools: Collection[str] = ()) -> ChatResult
     if "databricks_request_id" in databricks:
         llm_output["databricks_request_id"] = databricks["databricks_request_id"]
     return ChatResult(generations=[ChatGeneration(message=message)], llm_output=llm_output)
+
+
+PROTOCOL = WireProtocol(
+    kind="responses",
+    encode_request=encode_request,
+    decode_reply=decode_reply,
+    stream_decoder=StreamDecoder,
+)
+"""The responses protocol as a chat class uses it (see :class:`WireProtocol`)."""

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from langchain_dbx_serving._error_body import error_fields
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving._redact import redact, secrets_in
 from langchain_dbx_serving.errors import (
     APIStatusError,
@@ -85,7 +87,7 @@ def parse_error_body(text: str) -> tuple[str | None, str, Any]:
     if not stripped:
         return None, "", None
     try:
-        parsed = json.loads(stripped)
+        parsed = loads(stripped)
     except ValueError:
         parsed = None
     if isinstance(parsed, Mapping):
@@ -103,21 +105,15 @@ def parse_error_body(text: str) -> tuple[str | None, str, Any]:
 
 
 def _from_json(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    error = body.get("error")
-    if isinstance(error, Mapping):
-        code = error.get("code", error.get("type"))
-        return (str(code) if code is not None else None), _text(error.get("message"))
-    if isinstance(error, str):
-        return _code(body.get("error_code")), _shorten(error)
-    if "message" in body or "error_code" in body:
-        return _code(body.get("error_code")), _text(body.get("message")) or ""
+    found = error_fields(body)
+    if found is not None:
+        code, message = found
+        return code, _text(message) or ""
+    if "message" in body:
+        return None, _text(body.get("message")) or ""
     if "detail" in body:
         return None, _text(body["detail"])
     return None, None
-
-
-def _code(value: Any) -> str | None:
-    return str(value) if value is not None else None
 
 
 def _text(value: Any) -> str | None:

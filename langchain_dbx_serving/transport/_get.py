@@ -1,9 +1,9 @@
 """GET requests through a :class:`~langchain_dbx_serving.transport.client.Transport`.
 
-Background runs are polled and their event feeds re-opened with ``GET``. These helpers use the
-transport's pools, credentials, URL safety check, error mapping, size limits and retry policy
-(a GET is safe to re-send, so refused connections, 429 and 503 are retried like a POST that
-got no reply), and add nothing to the transport's own methods.
+Background runs are polled and their event feeds re-opened with ``GET``. These helpers are the
+transport's own methods with a GET body: its pools, credentials, URL safety check, deadline,
+error mapping, size limits and retry policy (a GET is safe to re-send, so refused connections,
+429 and 503 are retried like a POST that got no reply).
 
 Example:
     .. code-block:: python
@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from langchain_dbx_serving.transport.client import _GET, Transport
+from langchain_dbx_serving.transport._call import _GET
+from langchain_dbx_serving.transport.client import Transport
 
 __all__ = ["aget_json", "aget_stream", "get_json", "get_stream"]
 

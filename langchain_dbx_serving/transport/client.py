@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import threading
@@ -43,7 +42,6 @@ from typing import Any
 
 import httpx
 
-from langchain_dbx_serving._json import dumps_request
 from langchain_dbx_serving.auth import Credentials, TokenCredentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
 from langchain_dbx_serving.transport import _deadline, _retry_events
@@ -54,15 +52,17 @@ from langchain_dbx_serving.transport._body import (
     raw_chunks,
     read_error_body,
 )
+from langchain_dbx_serving.transport._call import _GET, _Call
 from langchain_dbx_serving.transport._classify import attempt_failure
 from langchain_dbx_serving.transport._credentials import (
     aheaders_within,
     auth_method,
     headers_within,
 )
-from langchain_dbx_serving.transport._deadline import Attempt, Deadline, attempt_scope
+from langchain_dbx_serving.transport._deadline import Deadline, attempt_scope
 from langchain_dbx_serving.transport._decompress import ACCEPT_ENCODING
 from langchain_dbx_serving.transport._errors import secrets_of, status_error
+from langchain_dbx_serving.transport._pools import _close_on_loop, _LoopClient
 from langchain_dbx_serving.transport._proxy import check_first_hop, client_options
 from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
@@ -77,11 +77,6 @@ _RETRY_BUDGET = 60.0
 _MAX_REPLY_BYTES = 256 * 1024 * 1024
 _MAX_CONNECTIONS = 64
 _USER_AGENT = "langchain-dbx-serving/0.1"
-_GET = object()  # the body of a GET request (workspace APIs: model.check())
-
-
-def _dumps(body: Any) -> bytes:
-    return dumps_request(body)
 
 
 class Transport:
@@ -602,124 +597,3 @@ class Transport:
         finally:
             # Also runs when the caller stops early or is cancelled: the connection is released.
             await pool.close(response)
-
-
-class _LoopClient:
-    """An event loop's AsyncClient and the semaphore bounding its requests in flight
-    (``None`` for an injected client, whose pool is used as it is)."""
-
-    __slots__ = ("client", "closer", "loop", "slots")
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        slots: asyncio.Semaphore | None,
-        loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        self.client = client
-        self.slots = slots
-        self.loop = loop
-        self.closer: AsyncIterator[None] | None = None
-
-    async def watch_loop(self) -> None:
-        """Have the client closed when its event loop shuts down.
-
-        asyncio has no loop-close callback, but ``asyncio.run`` (and ``asyncio.Runner``, which
-        pytest-asyncio uses) closes every async generator still open on the loop before closing
-        it: a started generator that closes the client in its ``finally`` is such a hook.
-        Without it, each ``asyncio.run(model.ainvoke(...))`` leaves its sockets to the garbage
-        collector ("unclosed transport").
-        """
-        if self.loop is None or self.closer is not None:
-            return
-        self.closer = _close_at_loop_shutdown(self.client)
-        await self.closer.__anext__()
-
-    async def aclose(self) -> None:
-        if self.closer is not None:
-            closer, self.closer = self.closer, None
-            await closer.aclose()  # type: ignore[attr-defined]
-        else:
-            await self.client.aclose()
-
-    async def acquire(self, deadline: Deadline, endpoint: str | None) -> None:
-        if self.slots is None:
-            return
-        left = deadline.remaining()
-        if left is None:
-            await self.slots.acquire()
-            return
-        try:
-            await asyncio.wait_for(self.slots.acquire(), max(left, 0.001))
-        except TimeoutError:
-            raise deadline.error("a free connection slot", endpoint=endpoint) from None
-
-    def release(self) -> None:
-        if self.slots is not None:
-            self.slots.release()
-
-    async def close(self, response: httpx.Response) -> None:
-        """Close ``response`` (returning its connection) and free its slot, even if cancelled."""
-        try:
-            await response.aclose()
-        finally:
-            self.release()
-
-
-def _close_on_loop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
-    if loop.is_closed() or client.is_closed:
-        return
-    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-        loop.call_soon_threadsafe(lambda: loop.create_task(client.aclose()))
-
-
-async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await client.aclose()
-
-
-class _Call:
-    """Book-keeping of one call across its attempts."""
-
-    __slots__ = (
-        "attempt",
-        "auth",
-        "content",
-        "current",
-        "deadline",
-        "endpoint",
-        "host",
-        "method",
-        "secrets",
-        "url",
-        "waited",
-    )
-
-    def __init__(self, url: str, endpoint: str | None, body: Any, deadline: Deadline) -> None:
-        self.url = url
-        self.endpoint = endpoint
-        self.method = "GET" if body is _GET else "POST"
-        self.content = b"" if body is _GET else _dumps(body)
-        self.deadline = deadline
-        self.host = httpx.URL(url).netloc.decode("ascii", "replace")
-        self.current = Attempt(deadline, self.host)
-        self.attempt = 0
-        self.waited = 0.0
-        self.secrets: tuple[str, ...] = ()
-        self.auth: dict[str, str] | None = None  # this attempt's credential headers, briefly
-
-    def begin(self) -> Attempt:
-        """Start the next attempt, or raise when the call has no time left."""
-        if self.deadline.expired:
-            raise self.deadline.error("a retry to start", endpoint=self.endpoint)
-        self.current = Attempt(self.deadline, self.host)
-        return self.current
-
-    def next(self, delay: float) -> None:
-        self.attempt += 1
-        self.waited += delay
-
-    def __repr__(self) -> str:  # never show the secrets, e.g. in a traceback with locals
-        return f"_Call(url={self.url!r}, attempt={self.attempt})"
