@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from starlette.applications import Starlette
@@ -32,6 +31,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from langchain_dbx_serving.testing import _inbound as inbound
+from langchain_dbx_serving.testing._error_replies import common_headers as _common_headers
+from langchain_dbx_serving.testing._error_replies import error_response
 from langchain_dbx_serving.testing._family_rules import FamilyRules
 from langchain_dbx_serving.testing._trace import TraceFacts, TraceRecorder, new_trace_id
 from langchain_dbx_serving.testing._wire import (
@@ -109,44 +110,6 @@ def _redact(headers: Mapping[str, str]) -> dict[str, str]:
         scheme, _, _ = out["authorization"].partition(" ")
         out["authorization"] = f"{scheme} ***"
     return out
-
-
-def _common_headers(request_id: str) -> dict[str, str]:
-    return {"x-request-id": request_id}
-
-
-def error_response(error: ErrorReply, request_id: str, *, detail_style: bool = False) -> Response:
-    """An HTTP error in the requested body format, with ``Retry-After`` when set."""
-    headers = _common_headers(request_id)
-    if error.retry_after is not None:
-        value = error.retry_after
-        headers["retry-after"] = str(int(value)) if float(value).is_integer() else str(value)
-    if detail_style:  # MLflow AgentServer (FastAPI HTTPException)
-        return JSONResponse({"detail": error.message}, error.status, headers)
-    if error.format == "text":
-        return Response(f"{error.error_code}: {error.message}", error.status, headers, "text/plain")
-    if error.format == "html":
-        try:
-            phrase = f"{error.status} {HTTPStatus(error.status).phrase}"
-        except ValueError:  # a status http.HTTPStatus does not know
-            phrase = f"{error.status} Error"
-        page = (
-            f"<html><head><title>{phrase}</title></head>"
-            f"<body><h1>{phrase}</h1><p>{error.message}</p></body></html>"
-        )
-        return Response(page, error.status, headers, "text/html")
-    if error.format == "openai":
-        payload = {
-            "message": error.message,
-            "type": error.error_code.lower(),
-            "param": None,
-            "code": error.error_code,
-        }
-        return JSONResponse({"error": payload}, error.status, headers)
-    body: dict[str, Any] = {"error_code": error.error_code, "message": error.message}
-    if error.details is not None:
-        body["details"] = list(error.details)
-    return JSONResponse(body, error.status, headers)
 
 
 class _SSEResponse(StreamingResponse):

@@ -277,7 +277,7 @@ class LongRunningMode:
             return self.runs.get(run_id)
 
     async def _retrieve(self, request: Request) -> Response:
-        from langchain_dbx_serving.testing._app import error_response
+        from langchain_dbx_serving.testing._error_replies import error_response
 
         self._app._record(request, b"")
         try:
