@@ -27,22 +27,18 @@ Example:
 from __future__ import annotations
 
 import base64
-import functools
 import html
-import inspect
 import json
 import logging
 import re
 import threading
-import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote
 
 __all__ = [
-    "clears_frames",
     "MASK",
     "SECRET_HEADERS",
     "TOKEN_SHAPES",
@@ -353,76 +349,6 @@ def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
             update["additional_kwargs"] = redact_value(extra, secrets)
         return value.model_copy(update=update)
     return value
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _cleared(exc: BaseException) -> None:
-    """Drop the local variables of the finished frames an error passed through: they hold the
-    raw bytes a server sent (an echoed credential among them), and a traceback formatted with
-    its frames' locals (pytest ``--showlocals``, error trackers) would show them. File names and
-    line numbers stay."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-
-
-def clears_frames(func: _F) -> _F:
-    """Decorate a call path (function, coroutine, generator or async generator) so that a
-    :class:`~langchain_dbx_serving.errors.DatabricksServingError` leaving it carries no frame
-    locals from below it (see :func:`_cleared`)."""
-    from langchain_dbx_serving.errors import DatabricksServingError
-
-    if inspect.isasyncgenfunction(func):
-
-        @functools.wraps(func)
-        async def agen(*args: Any, **kwargs: Any) -> Any:
-            inner = func(*args, **kwargs)
-            try:
-                async for item in inner:
-                    yield item
-            except DatabricksServingError as exc:
-                _cleared(exc)
-                raise
-            finally:  # a caller that stops early closes the inner stream now, not at GC
-                await inner.aclose()
-
-        return agen  # type: ignore[return-value]
-    if inspect.isgeneratorfunction(func):
-
-        @functools.wraps(func)
-        def gen(*args: Any, **kwargs: Any) -> Any:
-            try:
-                yield from func(*args, **kwargs)
-            except DatabricksServingError as exc:
-                _cleared(exc)
-                raise
-
-        return gen  # type: ignore[return-value]
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def coro(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await func(*args, **kwargs)
-            except DatabricksServingError as exc:
-                _cleared(exc)
-                raise
-
-        return coro  # type: ignore[return-value]
-
-    @functools.wraps(func)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DatabricksServingError as exc:
-            _cleared(exc)
-            raise
-
-    return call  # type: ignore[return-value]
 
 
 class RedactingFilter(logging.Filter):

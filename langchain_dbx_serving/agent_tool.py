@@ -28,8 +28,8 @@ In a LangGraph graph (a ``ToolNode``, a ``create_agent`` supervisor), a sub-agen
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from typing import Any, Protocol
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForToolRun,
@@ -43,17 +43,32 @@ from langchain_core.tools import BaseTool
 from pydantic import BaseModel, Field
 
 from langchain_dbx_serving import approval_interrupts as approvals
+from langchain_dbx_serving._agent_reply import AgentEvent, AgentResponse
 from langchain_dbx_serving.errors import MalformedResponseError
 
-if TYPE_CHECKING:
-    from langchain_dbx_serving.agents import AgentEndpoint, AgentEvent
-
-__all__ = ["ITEM_EVENT", "TEXT_EVENT", "AgentTool", "AgentToolInput"]
+__all__ = ["ITEM_EVENT", "TEXT_EVENT", "AgentTool", "AgentToolInput", "StreamingAgent"]
 
 TEXT_EVENT = "agent_text_delta"
 """Name of the custom event carrying a piece of the sub-agent's answer text."""
 ITEM_EVENT = "agent_output_item"
 """Name of the custom event carrying a finished output item of the sub-agent."""
+
+
+class StreamingAgent(Protocol):
+    """What a tool needs of its agent: an endpoint name and a stream of
+    :class:`~langchain_dbx_serving.AgentEvent` s ending with the response
+    (:class:`~langchain_dbx_serving.AgentEndpoint` is one)."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AgentEvent]: ...
+
+    def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AgentEvent]: ...
 
 
 class AgentToolInput(BaseModel):
@@ -80,7 +95,7 @@ class AgentTool(BaseTool):
             reply.custom_outputs, reply.tool_calls, reply.usage
     """
 
-    agent: Any
+    agent: Any  # a StreamingAgent (pydantic cannot check a Protocol)
     """The :class:`~langchain_dbx_serving.AgentEndpoint` asked."""
     custom_inputs: dict[str, Any] | None = None
     """Sent as ``custom_inputs`` with every request."""
@@ -118,9 +133,7 @@ class AgentTool(BaseTool):
         return None
 
     # -- runs -------------------------------------------------------------------------------
-    def _ask(
-        self, body: dict[str, Any], child: RunnableConfig, run_manager: Any
-    ) -> Any:  # AgentResponse
+    def _ask(self, body: dict[str, Any], child: RunnableConfig, run_manager: Any) -> AgentResponse:
         response = None
         for event in self.agent.stream(body, child):
             progress = self._progress(event)
@@ -131,7 +144,7 @@ class AgentTool(BaseTool):
 
     async def _aask(
         self, body: dict[str, Any], child: RunnableConfig, run_manager: Any
-    ) -> Any:  # AgentResponse
+    ) -> AgentResponse:
         response = None
         async for event in self.agent.astream(body, child):
             progress = self._progress(event)
@@ -145,7 +158,7 @@ class AgentTool(BaseTool):
         request: str,
         config: RunnableConfig,
         run_manager: CallbackManagerForToolRun | None = None,
-    ) -> tuple[str, Any]:  # (answer text, AgentResponse)
+    ) -> tuple[str, AgentResponse]:  # (answer text, the whole reply)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
         body = self._body(request, config)
         if not approvals.in_graph(config):
@@ -171,7 +184,7 @@ class AgentTool(BaseTool):
         request: str,
         config: RunnableConfig,
         run_manager: AsyncCallbackManagerForToolRun | None = None,
-    ) -> tuple[str, Any]:  # (answer text, AgentResponse)
+    ) -> tuple[str, AgentResponse]:  # (answer text, the whole reply)
         child = patch_config(config, callbacks=run_manager.get_child() if run_manager else None)
         body = self._body(request, config)
         if not approvals.in_graph(config):
@@ -197,7 +210,7 @@ def _next_body(body: dict[str, Any], reply: Any, answers: list[dict[str, Any]]) 
     return {**body, "input": [*body["input"], *reply["output"], *answers]}
 
 
-def _answer(response: Any, endpoint: str) -> tuple[str, Any]:
+def _answer(response: AgentResponse | None, endpoint: str) -> tuple[str, AgentResponse]:
     if response is None:  # AgentEndpoint's stream ends with the response or raises
         raise MalformedResponseError(
             f"the stream of agent '{endpoint}' ended without a response",
@@ -207,7 +220,7 @@ def _answer(response: Any, endpoint: str) -> tuple[str, Any]:
 
 
 def agent_tool(
-    agent: AgentEndpoint,
+    agent: StreamingAgent,
     *,
     name: str | None = None,
     description: str | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
@@ -19,10 +19,11 @@ from langchain_core.callbacks import (
 )
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableSerializable
-from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_dbx_serving._agent_reply import AgentEvent, AgentInput, AgentResponse, AgentToolCall
+from langchain_dbx_serving._frames import clears_frames
 from langchain_dbx_serving._lifecycle import Closeable
-from langchain_dbx_serving._redact import clears_frames
+from langchain_dbx_serving.agent_tool import AgentTool, agent_tool
 from langchain_dbx_serving.approvals import ApprovalRequest, approval_requests
 from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
@@ -43,63 +44,9 @@ from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agen
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 if TYPE_CHECKING:
-    from langchain_dbx_serving.agent_tool import AgentTool
     from langchain_dbx_serving.background import BackgroundRun
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
-
-AgentInput = str | Sequence[Any] | Mapping[str, Any]
-
-
-class AgentToolCall(BaseModel):
-    """A tool call in an agent's output, with the agent's own result when it ran the tool."""
-
-    id: str | None = None
-    name: str
-    args: dict[str, Any] = Field(default_factory=dict)
-    output: Any = None
-
-
-class AgentResponse(BaseModel):
-    """The whole reply of a responses agent.
-
-    Example:
-        .. code-block:: python
-
-            reply = AgentEndpoint("support-agent").invoke("Where is order 42?")
-            reply.text, [call.name for call in reply.tool_calls], reply.custom_outputs
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    output: list[dict[str, Any]] = Field(default_factory=list)
-    """Every output item as the agent sent it (messages, function calls and outputs, ...)."""
-    text: str = ""
-    """The answer text (reasoning and tool traffic excluded)."""
-    tool_calls: list[AgentToolCall] = Field(default_factory=list)
-    custom_outputs: dict[str, Any] | None = None
-    usage: dict[str, Any] | None = None
-    id: str | None = None
-    trace_id: str | None = None
-    trace: dict[str, Any] | None = None
-    message: AIMessage | None = Field(default=None, exclude=True, repr=False)
-
-    def to_message(self) -> AIMessage:
-        """The reply as an ``AIMessage`` (as ``ChatDatabricksResponses`` would return it)."""
-        return self.message if self.message is not None else AIMessage(self.text)
-
-
-class AgentEvent(BaseModel):
-    """One event of ``AgentEndpoint.stream()``.
-
-    ``text_delta`` and ``reasoning_delta`` carry ``delta``; ``output_item`` carries a completed
-    ``item``; the last event is always ``response``, carrying the whole ``AgentResponse``.
-    """
-
-    type: Literal["text_delta", "reasoning_delta", "output_item", "response"]
-    delta: str | None = None
-    item: dict[str, Any] | None = None
-    response: AgentResponse | None = None
 
 
 class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
@@ -167,8 +114,8 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         self, value: AgentInput, kwargs: Mapping[str, Any], stream: bool, run_manager: Any = None
     ) -> PreparedCall:
         messages, items, body_keys = responses.split_request(value)
-        call = self.chat._prepare(
-            messages, None, kwargs, stream=stream, request=body_keys, run_manager=run_manager
+        call = self.chat.prepare_call(
+            messages, kwargs, stream=stream, request=body_keys, run_manager=run_manager
         )
         if items is not None:
             call = dataclasses.replace(call, body=responses.with_input_items(call.body, items))
@@ -439,8 +386,6 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
                                        "args": {"request": "Q3 revenue?"}})
                 message.content, message.artifact.custom_outputs
         """
-        from langchain_dbx_serving.agent_tool import agent_tool
-
         return agent_tool(
             self,
             name=name,

@@ -52,6 +52,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from langchain_dbx_serving._agent_reply import AgentResponse
 from langchain_dbx_serving.approvals import INTERRUPT, RESPONSE, ApprovalRequest, approval_requests
 
 __all__ = [
@@ -258,10 +259,8 @@ def snapshot(response: Any) -> dict[str, Any]:
     return {**response.model_dump(mode="json"), "message": response.to_message()}
 
 
-def thaw(value: Mapping[str, Any]) -> Any:
+def thaw(value: Mapping[str, Any]) -> AgentResponse:
     """The ``AgentResponse`` of a :func:`snapshot`."""
-    from langchain_dbx_serving.agents import AgentResponse
-
     return AgentResponse.model_validate(dict(value))
 
 

@@ -30,7 +30,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_dbx_serving.errors import (
     APIStatusError,
@@ -44,9 +44,9 @@ from langchain_dbx_serving.transport._get import aget_json, aget_stream, get_jso
 from langchain_dbx_serving.transport._resume import ResumeState, aresumable, resumable
 
 if TYPE_CHECKING:
-    from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
+    from langchain_dbx_serving.transport.client import Transport
 
-__all__ = ["PROGRESS_EVENT", "RESUMED_EVENT", "BackgroundRun"]
+__all__ = ["PROGRESS_EVENT", "RESUMED_EVENT", "BackgroundRun", "RunHost"]
 
 PROGRESS_EVENT = "databricks_background_progress"
 """Custom callback event sent while ``invoke(..., background=True)`` waits (one per poll)."""
@@ -57,6 +57,23 @@ _FIRST_POLL = 0.2
 _MAX_POLL = 2.0
 
 Progress = Callable[[wire.RunState], Any]
+
+
+class RunHost(Protocol):
+    """What a handle needs of the model that submitted its run
+    (:class:`~langchain_dbx_serving.ChatDatabricksResponses` is one): the endpoint, the
+    transport, how often a dropped stream is resumed, and where runs are retrieved."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def max_resumes(self) -> int: ...
+
+    def _responses_url(self) -> str: ...
 
 
 class BackgroundRun:
@@ -81,7 +98,7 @@ class BackgroundRun:
 
     def __init__(
         self,
-        chat: ChatDatabricksResponses,
+        chat: RunHost,
         run_id: str,
         *,
         state: wire.RunState | None = None,
@@ -321,7 +338,7 @@ class BackgroundRun:
 
 
 def handle_from_reply(
-    chat: ChatDatabricksResponses, reply: Any, *, agent: Any = None, echoed: int = 0
+    chat: RunHost, reply: Any, *, agent: Any = None, echoed: int = 0
 ) -> BackgroundRun:
     """The handle of a submit answer (a whole reply from a server ignoring ``background`` is
     a handle that is already ``completed``); ``echoed``: see ``BackgroundRun.echoed``."""

@@ -10,8 +10,8 @@ from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
+from langchain_dbx_serving._frames import clears_frames
 from langchain_dbx_serving._paths import endpoint_segment
-from langchain_dbx_serving._redact import clears_frames
 from langchain_dbx_serving.protocols import embeddings as protocol
 from langchain_dbx_serving.tracing._propagation import with_trace_context
 

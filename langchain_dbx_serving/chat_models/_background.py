@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import BaseMessage
@@ -28,6 +28,7 @@ from langchain_dbx_serving.background import (
     PROGRESS_EVENT,
     RESUMED_EVENT,
     BackgroundRun,
+    RunHost,
     handle_from_reply,
 )
 from langchain_dbx_serving.protocols import _responses_background as wire
@@ -36,12 +37,35 @@ from langchain_dbx_serving.transport._resume import ResumeState, aresumable, res
 
 if TYPE_CHECKING:
     from langchain_dbx_serving.chat_models._base import PreparedCall
-    from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
+    from langchain_dbx_serving.protocols._seam import WireProtocol
     from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
 
 # Call kwargs that steer a background call and are never sent.
 CALL_ONLY = ("background_timeout",)
 _MAX_ALIAS_HOPS = 32
+
+
+class ResponsesChat(RunHost, Protocol):
+    """What this module needs of :class:`~langchain_dbx_serving.ChatDatabricksResponses`
+    (whose module imports this one): a run host that prepares calls, knows its protocol, its
+    wait limit and the conversation ids the server rotated, and surfaces traces."""
+
+    _protocol: WireProtocol
+    _conversation_aliases: dict[str, str]
+
+    @property
+    def background_timeout(self) -> float | None: ...
+
+    def prepare_call(
+        self,
+        messages: Sequence[BaseMessage],
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stop: list[str] | None = None,
+    ) -> PreparedCall: ...
+
+    def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer: ...
 
 
 # -- conversation anchors -------------------------------------------------------------------------
@@ -77,7 +101,7 @@ def apply_aliases(aliases: Mapping[str, str], body: dict[str, Any]) -> dict[str,
     return out
 
 
-def _remember(chat: ChatDatabricksResponses, call: PreparedCall, event: Mapping[str, Any]) -> None:
+def _remember(chat: ResponsesChat, call: PreparedCall, event: Mapping[str, Any]) -> None:
     anchor = _anchor(call.body)
     rotated = event.get("conversation_id")
     if anchor is not None and isinstance(rotated, str) and rotated and rotated != anchor:
@@ -91,7 +115,7 @@ def _event_data(call: PreparedCall, event: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- resumable streams ----------------------------------------------------------------------------
 def stream_source(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, info: Any = None
+    chat: ResponsesChat, call: PreparedCall, traces: TraceSurfacer, info: Any = None
 ) -> tuple[Iterator[str], Any]:
     state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
 
@@ -108,7 +132,7 @@ def stream_source(
 
 
 def astream_source(
-    chat: ChatDatabricksResponses, call: PreparedCall, traces: TraceSurfacer, info: Any = None
+    chat: ResponsesChat, call: PreparedCall, traces: TraceSurfacer, info: Any = None
 ) -> tuple[AsyncIterator[str], Any]:
     state = ResumeState(chat._responses_url(), endpoint=call.endpoint, max_resumes=chat.max_resumes)
 
@@ -126,18 +150,18 @@ def astream_source(
 
 # -- submit ---------------------------------------------------------------------------------------
 def _submit_call(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     messages: Sequence[BaseMessage],
     stop: list[str] | None,
     kwargs: Mapping[str, Any],
 ) -> PreparedCall:
     params = {k: v for k, v in kwargs.items() if k not in CALL_ONLY}
     params[wire.BACKGROUND_KEY] = True
-    return chat._prepare(list(messages), stop, params, stream=False)
+    return chat.prepare_call(list(messages), params, stop=stop)
 
 
 def submit(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     messages: Sequence[BaseMessage],
     stop: list[str] | None,
     kwargs: Mapping[str, Any],
@@ -152,7 +176,7 @@ def submit(
 
 
 async def asubmit(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     messages: Sequence[BaseMessage],
     stop: list[str] | None,
     kwargs: Mapping[str, Any],
@@ -184,17 +208,17 @@ def _progress_data(run: BackgroundRun, state: wire.RunState, start: float) -> di
     }
 
 
-def _timeout(chat: ChatDatabricksResponses, kwargs: Mapping[str, Any]) -> float | None:
+def _timeout(chat: ResponsesChat, kwargs: Mapping[str, Any]) -> float | None:
     value = kwargs.get("background_timeout", chat.background_timeout)
     return None if value is None else float(value)
 
 
-def _decoded(chat: ChatDatabricksResponses, run: BackgroundRun, call: PreparedCall) -> ChatResult:
+def _decoded(chat: ResponsesChat, run: BackgroundRun, call: PreparedCall) -> ChatResult:
     return chat._protocol.decode_reply(run._body(), **call.decode_options)
 
 
 def generate(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     messages: list[BaseMessage],
     stop: list[str] | None,
     run_manager: RunManager | None,
@@ -217,7 +241,7 @@ def generate(
 
 
 async def agenerate(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     messages: list[BaseMessage],
     stop: list[str] | None,
     run_manager: RunManager | None,
@@ -241,7 +265,7 @@ async def agenerate(
 
 # -- AgentEndpoint -------------------------------------------------------------------------------
 def agent_events(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     call: PreparedCall,
     traces: TraceSurfacer,
     builder: Any,
@@ -255,7 +279,7 @@ def agent_events(
 
 
 def agent_aevents(
-    chat: ChatDatabricksResponses,
+    chat: ResponsesChat,
     call: PreparedCall,
     traces: TraceSurfacer,
     builder: Any,

@@ -20,7 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ConfigDict, Field
 
 from langchain_dbx_serving._connection import DatabricksConnection
-from langchain_dbx_serving._redact import clears_frames
+from langchain_dbx_serving._frames import clears_frames
 from langchain_dbx_serving.chat_models import _layers, _structured
 from langchain_dbx_serving.chat_models._guard import (
     Decoding,
@@ -292,6 +292,34 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             headers,
             self._decode_options(params),
             self.stream_usage if stream_usage is None else bool(stream_usage),
+        )
+
+    def prepare_call(
+        self,
+        messages: Sequence[BaseMessage],
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        stream: bool = False,
+        stop: list[str] | None = None,
+        request: Mapping[str, Any] | None = None,
+        run_manager: RunManager | None = None,
+    ) -> PreparedCall:
+        """The request one call would send, without sending it (for glue that sends it itself,
+        such as ``AgentEndpoint``): endpoint, URL, encoded body, extra headers, decode options.
+
+        ``kwargs`` are call kwargs, layered over bound and constructor settings as in
+        ``invoke``; ``request`` holds a request dict's own body keys (``custom_inputs``,
+        ``context``, ...), between the two; ``run_manager`` is the run whose trace context
+        the headers carry. Subclasses extend :meth:`_prepare`, which this calls.
+
+        Example:
+            .. code-block:: python
+
+                call = chat.prepare_call([HumanMessage("hi")], {"temperature": 0})
+                call.url, call.body["messages"], call.headers
+        """
+        return self._prepare(
+            messages, stop, kwargs or {}, stream=stream, request=request, run_manager=run_manager
         )
 
     # -- the run, where LangChain does not pass it (see tracing/_runs.py) --------------------------
