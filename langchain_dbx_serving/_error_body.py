@@ -25,10 +25,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["error_fields"]
+__all__ = ["error_fields", "error_text"]
 
 
 def _code(value: Any) -> str | None:
@@ -57,3 +58,14 @@ def error_fields(body: Mapping[str, Any]) -> tuple[str | None, Any] | None:
         code = body.get("code") if body.get("code") is not None else body.get("type")
         return _code(code), body.get("message")
     return None
+
+
+def error_text(message: Any) -> str:
+    """The ``message`` of :func:`error_fields` as text: a string as it is, another JSON value
+    (an error object without a message, a list) as its JSON.
+
+    Example:
+        >>> error_text("boom"), error_text({"type": "x"})
+        ('boom', '{"type": "x"}')
+    """
+    return message if isinstance(message, str) else json.dumps(message, default=str)

@@ -13,7 +13,6 @@ Two reply families travel over the same routes (PROTOCOLS.md sections 2 and 4):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -23,7 +22,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_dbx_serving._error_body import error_fields
+from langchain_dbx_serving._error_body import error_fields, error_text
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
 from langchain_dbx_serving.protocols._common import (
     as_str,
@@ -31,6 +30,7 @@ from langchain_dbx_serving.protocols._common import (
     map_usage,
     parse_arguments,
     preview,
+    raw_arguments,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def raise_for_error(event: Mapping[str, Any]) -> None:
     if found is None:
         return
     error_code, message = found
-    text = message if isinstance(message, str) else json.dumps(message, default=str)
+    text = error_text(message)
     prefix = f"{error_code}: " if error_code else ""
     request_id = databricks_output_metadata(event).get("databricks_request_id")
     raise AgentError(
@@ -242,15 +242,6 @@ def block_of(piece: Piece, index: int | None = None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Tool calls
-
-
-def raw_arguments(arguments: Any) -> str:
-    """Wire ``arguments`` as the string LangChain keeps in chunks and invalid calls."""
-    if isinstance(arguments, str):
-        return arguments
-    if arguments is None:
-        return ""
-    return json.dumps(arguments, default=str)
 
 
 def map_tool_calls(

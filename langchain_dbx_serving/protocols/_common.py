@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,6 +62,33 @@ def parse_arguments(arguments: Any) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(value, dict):
         return None, f"the arguments are JSON but not an object: {preview(arguments)}"
     return value, None
+
+
+def raw_arguments(arguments: Any) -> str:
+    """Wire ``arguments`` as the string LangChain keeps in chunks and invalid calls: a string
+    as it came, ``None`` as ``""``, an object sent as JSON rather than a string as its JSON.
+
+    Example:
+        >>> raw_arguments('{"q": "x"}'), raw_arguments(None), raw_arguments({"q": "x"})
+        ('{"q": "x"}', '', '{"q": "x"}')
+    """
+    if isinstance(arguments, str):
+        return arguments
+    if arguments is None:
+        return ""
+    return json.dumps(arguments, default=str)
+
+
+def encode_arguments(args: Any) -> str:
+    """A tool call's ``args`` as the wire's ``arguments`` string (both protocols send a JSON
+    string): no args as ``{}``, text as it is (not ``\\u`` escapes), a value JSON cannot
+    carry (a ``datetime``) as its ``str()``.
+
+    Example:
+        >>> encode_arguments({"city": "Zürich"}), encode_arguments(None)
+        ('{"city": "Zürich"}', '{}')
+    """
+    return json.dumps(args or {}, ensure_ascii=False, default=str)
 
 
 def parse_event(data: str) -> Any:

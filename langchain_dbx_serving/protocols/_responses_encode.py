@@ -29,6 +29,8 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_dbx_serving.protocols._common import encode_arguments
+
 _INPUT_PART_TYPES = frozenset({"input_text", "input_image", "input_file"})
 _ROLES = {"user": "user", "human": "user", "system": "system", "developer": "developer"}
 _ASSISTANT_ROLES = frozenset({"assistant", "ai"})
@@ -299,7 +301,7 @@ def _tool_output(message: ToolMessage) -> dict[str, Any]:
 
 def _function_call(call: Mapping[str, Any], *, raw_args: bool = False) -> dict[str, Any]:
     args = call.get("args")
-    arguments = (args or "") if raw_args else json.dumps(args if args is not None else {})
+    arguments = (args or "") if raw_args else encode_arguments(args)
     return {
         "type": "function_call",
         "call_id": call.get("id") or "",
@@ -331,7 +333,7 @@ def server_call_item(block: Mapping[str, Any]) -> dict[str, Any]:
     elif isinstance(args, str):
         arguments = args
     else:
-        arguments = json.dumps(args if args is not None else {})
+        arguments = encode_arguments(args)
     item = {
         "type": "function_call",
         "call_id": block.get("id") or "",

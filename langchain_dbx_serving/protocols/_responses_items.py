@@ -35,9 +35,14 @@ from langchain_core.messages import AIMessage, InvalidToolCall, ToolCall
 from langchain_core.messages.tool import invalid_tool_call, tool_call
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from langchain_dbx_serving._error_body import error_fields
+from langchain_dbx_serving._error_body import error_fields, error_text
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
-from langchain_dbx_serving.protocols._common import as_str, parse_arguments, preview
+from langchain_dbx_serving.protocols._common import (
+    as_str,
+    parse_arguments,
+    preview,
+    raw_arguments,
+)
 
 _TEXT_PART_TYPES = frozenset({"output_text", "text", "input_text"})
 
@@ -209,12 +214,7 @@ def call_id_of(item: Mapping[str, Any]) -> str | None:
 
 def arguments_of(item: Mapping[str, Any]) -> str:
     """The JSON argument string of a ``function_call`` item (``""`` when absent)."""
-    args = item.get("arguments")
-    if isinstance(args, str):
-        return args
-    if args is None:
-        return ""
-    return json.dumps(args)
+    return raw_arguments(item.get("arguments"))
 
 
 def function_call_to_tool_call(item: Mapping[str, Any]) -> ToolCall | InvalidToolCall:
@@ -401,7 +401,7 @@ def error_in(obj: Mapping[str, Any]) -> AgentError | None:
     if found is None:
         return None
     code, message = found
-    text = message if isinstance(message, str) else preview(json.dumps(message, default=str))
+    text = message if isinstance(message, str) else preview(error_text(message))
     prefix = f"{code}: " if code else ""
     return AgentError(f"the agent reported an error: {prefix}{text}", error_code=code)
 

@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,7 +52,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     raise_for_error,
     validate,
 )
-from langchain_dbx_serving.protocols._common import parse_event, preview
+from langchain_dbx_serving.protocols._common import encode_arguments, parse_event, preview
 from langchain_dbx_serving.protocols._families import drop_stale_empty_reasoning
 from langchain_dbx_serving.protocols._seam import WireProtocol
 
@@ -191,7 +190,7 @@ def _signed_reasoning_parts(content: str | list[Any]) -> list[dict[str, Any]]:
 
 
 def _map_tool_call(call: Mapping[str, Any], signatures: Mapping[str, Any]) -> dict[str, Any]:
-    arguments = json.dumps(call.get("args") or {}, ensure_ascii=False, default=str)
+    arguments = encode_arguments(call.get("args"))
     mapped: dict[str, Any] = {
         "id": call.get("id"),
         "type": "function",

@@ -10,6 +10,7 @@ exception, so that one strange field does not hide the rest of a trace.
   (PROTOCOLS.md section 7), and proto JSON writes int64 values as strings. All become ns.
 - Statuses: ``STATUS_CODE_OK`` (V3), ``OK`` (3.5 and V2), OTel enum numbers.
 - Attribute values are JSON-encoded strings on spans, plain strings on exception events.
+- Info fields meant to be strings are kept as text whatever their JSON type.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import math
 import re
 from datetime import datetime
 from typing import Any
+
+from langchain_dbx_serving._json import loads
 
 _HEX = re.compile(r"[0-9a-f]+")
 # Epoch "now" is ~1.7e9 s, 1.7e12 ms, 1.7e15 us, 1.7e18 ns: the magnitude tells the unit.
@@ -136,17 +139,25 @@ def trace_state(value: Any) -> str:
     return _TRACE_STATE.get(value.strip().upper(), "UNSPECIFIED")
 
 
-_JSON = json.JSONDecoder(strict=False)  # one decoder: json.loads(strict=False) builds one per call
-
-
 def decode_value(value: Any) -> Any:
-    """A JSON-encoded attribute value decoded; anything that is not JSON is kept as it is."""
+    """A JSON-encoded attribute value decoded (with the package's one lenient, depth-bounded
+    decoder, ``_json.loads``); anything that is not JSON, or nests too deep, is kept as it is."""
     if not isinstance(value, str):
         return value
     try:
-        return _JSON.decode(value)
+        return loads(value)
     except ValueError:
         return value
+
+
+def to_text(value: Any) -> str | None:
+    """A trace field meant to be a string, best effort: a string as it is, ``None`` as
+    ``None``, anything else (an id written as a number) as its ``str()``.
+
+    Not the wire's string coercion (``protocols._common.as_str``, where a non-string is
+    absent): a trace is read for display, and an odd field keeps what it said.
+    """
+    return value if isinstance(value, str) else None if value is None else str(value)
 
 
 def string_map(value: Any) -> dict[str, str]:

@@ -7,13 +7,13 @@ with decoded attributes, normalised ids and times, and the span tree.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from langchain_dbx_serving._json import loads
 from langchain_dbx_serving.errors import TraceParseError
 from langchain_dbx_serving.protocols._common import map_usage, preview
 from langchain_dbx_serving.tracing import _fields as f
@@ -152,7 +152,7 @@ class Trace(BaseModel):
         """
         if isinstance(data, (str, bytes)):
             try:
-                data = json.loads(data, strict=False)
+                data = loads(data)
             except ValueError as exc:
                 raise TraceParseError(f"the returned trace is not JSON ({exc})") from None
         if not isinstance(data, Mapping):
@@ -324,7 +324,7 @@ def _info_fields(info: Mapping[str, Any]) -> dict[str, Any]:
             "state": f.trace_state(info.get("status")),
             "request_time_ms": f.to_int(info.get("timestamp_ms")),
             "execution_duration_ms": f.to_int(info.get("execution_time_ms")),
-            "experiment_id": _str(info.get("experiment_id")),
+            "experiment_id": f.to_text(info.get("experiment_id")),
             "metadata": f.string_map(info.get("request_metadata")),
             "tags": f.string_map(info.get("tags")),
         }
@@ -336,12 +336,12 @@ def _info_fields(info: Mapping[str, Any]) -> dict[str, Any]:
         "request_time_ms": f.iso_to_ms(info.get("request_time"))
         or f.to_int(info.get("request_time")),
         "execution_duration_ms": f.to_int(info.get("execution_duration_ms")),
-        "client_request_id": _str(info.get("client_request_id")),
-        "experiment_id": _str(experiment.get("experiment_id"))
+        "client_request_id": f.to_text(info.get("client_request_id")),
+        "experiment_id": f.to_text(experiment.get("experiment_id"))
         if isinstance(experiment, Mapping)
         else None,
-        "request_preview": _str(info.get("request_preview")),
-        "response_preview": _str(info.get("response_preview")),
+        "request_preview": f.to_text(info.get("request_preview")),
+        "response_preview": f.to_text(info.get("response_preview")),
         "metadata": f.string_map(info.get("trace_metadata")),
         "tags": f.string_map(info.get("tags")),
     }
@@ -349,10 +349,6 @@ def _info_fields(info: Mapping[str, Any]) -> dict[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None if value is None else str(value)
 
 
 def _span(raw: Any, index: int, trace_id: str) -> Span:

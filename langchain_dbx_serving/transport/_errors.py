@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import html
-import json
 import math
 import re
 import time
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from langchain_dbx_serving._error_body import error_fields
+from langchain_dbx_serving._error_body import error_fields, error_text
 from langchain_dbx_serving._json import loads
 from langchain_dbx_serving._redact import redact, secrets_in
 from langchain_dbx_serving.errors import (
@@ -108,18 +107,19 @@ def _from_json(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     found = error_fields(body)
     if found is not None:
         code, message = found
-        return code, _text(message) or ""
+        return code, _display_text(message) or ""
     if "message" in body:
-        return None, _text(body.get("message")) or ""
+        return None, _display_text(body.get("message")) or ""
     if "detail" in body:
-        return None, _text(body["detail"])
+        return None, _display_text(body["detail"])
     return None, None
 
 
-def _text(value: Any) -> str | None:
+def _display_text(value: Any) -> str | None:
+    """An error message shortened for an exception's text (``None`` when there is none)."""
     if value is None:
         return None
-    return _shorten(value if isinstance(value, str) else json.dumps(value))
+    return _shorten(error_text(value))
 
 
 def parse_retry_after(value: str | None) -> float | None:

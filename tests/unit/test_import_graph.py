@@ -15,6 +15,7 @@ import langchain_dbx_serving
 PACKAGE = "langchain_dbx_serving"
 ROOT = Path(langchain_dbx_serving.__file__).parent
 
+
 def _modules() -> dict[str, Path]:
     found = {}
     for path in ROOT.rglob("*.py"):
