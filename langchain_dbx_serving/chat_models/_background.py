@@ -198,14 +198,49 @@ def _echoed(call: PreparedCall) -> int:
 
 
 # -- invoke(background=True) -----------------------------------------------------------------------
-def _progress_data(run: BackgroundRun, state: wire.RunState, start: float) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "endpoint": run.endpoint,
-        "status": state.status,
-        "attempt_number": state.attempt_number,
-        "elapsed": round(time.monotonic() - start, 3),
-    }
+class _Waiting:
+    """The wait of ``invoke(..., background=True)``: a ``databricks_background_progress`` event
+    for the state the submit answer showed (when the run is not done yet) and one per poll that
+    finds it running, until it ends or ``timeout`` passes. :meth:`wait` and :meth:`await_`
+    differ only in the calls."""
+
+    def __init__(self, run: BackgroundRun, traces: TraceSurfacer, timeout: float | None) -> None:
+        self.run, self.traces, self.timeout = run, traces, timeout
+        self.start = time.monotonic()
+
+    def _event(self, state: wire.RunState) -> tuple[dict[str, Any], Any] | None:
+        config = self.traces._config()
+        if config is None:
+            return None
+        data = {
+            "id": self.run.id,
+            "endpoint": self.run.endpoint,
+            "status": state.status,
+            "attempt_number": state.attempt_number,
+            "elapsed": round(time.monotonic() - self.start, 3),
+        }
+        return data, config
+
+    def _shown(self) -> wire.RunState | None:
+        return self.run._state if not self.run.done else None
+
+    def wait(self) -> None:
+        def progress(state: wire.RunState) -> None:
+            if (event := self._event(state)) is not None:
+                dispatch_custom_event(PROGRESS_EVENT, event[0], config=event[1])
+
+        if (state := self._shown()) is not None:
+            progress(state)
+        self.run.wait(self.timeout, on_progress=progress)
+
+    async def await_(self) -> None:
+        async def progress(state: wire.RunState) -> None:
+            if (event := self._event(state)) is not None:
+                await adispatch_custom_event(PROGRESS_EVENT, event[0], config=event[1])
+
+        if (state := self._shown()) is not None:
+            await progress(state)
+        await self.run.await_(self.timeout, on_progress=progress)
 
 
 def _timeout(chat: ResponsesChat, kwargs: Mapping[str, Any]) -> float | None:
@@ -227,16 +262,7 @@ def generate(
     call = _submit_call(chat, messages, stop, kwargs)
     traces = chat._surfacer(call, run_manager)
     run = submit(chat, messages, stop, kwargs, call=call)
-    start = time.monotonic()
-
-    def progress(state: wire.RunState) -> None:
-        if (config := traces._config()) is not None:
-            data = _progress_data(run, state, start)
-            dispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
-
-    if not run.done and run._state is not None:
-        progress(run._state)
-    run.wait(_timeout(chat, kwargs), on_progress=progress)
+    _Waiting(run, traces, _timeout(chat, kwargs)).wait()
     return traces.result(_decoded(chat, run, call))
 
 
@@ -250,16 +276,7 @@ async def agenerate(
     call = _submit_call(chat, messages, stop, kwargs)
     traces = chat._surfacer(call, run_manager)
     run = await asubmit(chat, messages, stop, kwargs, call=call)
-    start = time.monotonic()
-
-    async def progress(state: wire.RunState) -> None:
-        if (config := traces._config()) is not None:
-            data = _progress_data(run, state, start)
-            await adispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
-
-    if not run.done and run._state is not None:
-        await progress(run._state)
-    await run.await_(_timeout(chat, kwargs), on_progress=progress)
+    await _Waiting(run, traces, _timeout(chat, kwargs)).await_()
     return await traces.aresult(_decoded(chat, run, call))
 
 
@@ -297,16 +314,7 @@ def agent_invoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager:
     call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
     traces = agent._surfacer(call, run_manager)
     run = submit(agent.chat, [], None, {}, agent=agent, call=call)
-    start = time.monotonic()
-
-    def progress(state: wire.RunState) -> None:
-        if (config := traces._config()) is not None:
-            data = _progress_data(run, state, start)
-            dispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
-
-    if not run.done and run._state is not None:
-        progress(run._state)
-    run.wait(_timeout(agent.chat, kwargs), on_progress=progress)
+    _Waiting(run, traces, _timeout(agent.chat, kwargs)).wait()
     response = run._decode()
     traces.metadata(response.message.response_metadata if response.message else None)
     return response
@@ -317,16 +325,7 @@ async def agent_ainvoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_m
     call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
     traces = agent._surfacer(call, run_manager)
     run = await asubmit(agent.chat, [], None, {}, agent=agent, call=call)
-    start = time.monotonic()
-
-    async def progress(state: wire.RunState) -> None:
-        if (config := traces._config()) is not None:
-            data = _progress_data(run, state, start)
-            await adispatch_custom_event(PROGRESS_EVENT, data, config=config)  # type: ignore[arg-type]
-
-    if not run.done and run._state is not None:
-        await progress(run._state)
-    await run.await_(_timeout(agent.chat, kwargs), on_progress=progress)
+    await _Waiting(run, traces, _timeout(agent.chat, kwargs)).await_()
     response = run._decode()
     await traces.ametadata(response.message.response_metadata if response.message else None)
     return response
