@@ -57,12 +57,7 @@ class ResponsesChat(RunHost, Protocol):
     def background_timeout(self) -> float | None: ...
 
     def prepare_call(
-        self,
-        messages: Sequence[BaseMessage],
-        kwargs: Mapping[str, Any] | None = None,
-        *,
-        stream: bool = False,
-        stop: list[str] | None = None,
+        self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any], *, stop: list[str] | None
     ) -> PreparedCall: ...
 
     def _surfacer(self, call: PreparedCall, run_manager: RunManager | None) -> TraceSurfacer: ...
