@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
@@ -25,6 +25,7 @@ from langchain_dbx_serving._frames import clears_frames
 from langchain_dbx_serving._lifecycle import Closeable
 from langchain_dbx_serving.agent_tool import AgentTool, agent_tool
 from langchain_dbx_serving.approvals import ApprovalRequest, approval_requests
+from langchain_dbx_serving.background import BackgroundRun
 from langchain_dbx_serving.chat_models import _background
 from langchain_dbx_serving.chat_models._base import PreparedCall
 from langchain_dbx_serving.chat_models._guard import (
@@ -39,12 +40,10 @@ from langchain_dbx_serving.chat_models._layers import (
     check_call_kwargs,
 )
 from langchain_dbx_serving.chat_models.responses import ChatDatabricksResponses
-from langchain_dbx_serving.protocols import responses
+from langchain_dbx_serving.protocols import _responses_background, responses
 from langchain_dbx_serving.tracing._model_run import agent_model_run, async_agent_model_run
 from langchain_dbx_serving.tracing._surface import RunManager, TraceSurfacer
-
-if TYPE_CHECKING:
-    from langchain_dbx_serving.background import BackgroundRun
+from langchain_dbx_serving.transport._resume import ResumeState
 
 __all__ = ["AgentEndpoint", "AgentEvent", "AgentResponse", "AgentToolCall"]
 
@@ -153,7 +152,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            return _background.agent_invoke(self, value, kwargs, run_manager)
+            return _background.agent_invoke(self, value, kwargs, run_manager, _RUNS)
         with agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
@@ -174,7 +173,7 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            return await _background.agent_ainvoke(self, value, kwargs, run_manager)
+            return await _background.agent_ainvoke(self, value, kwargs, run_manager, _RUNS)
         async with async_agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
@@ -235,19 +234,17 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
     def submit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
         """Start a background run and return its handle (``result()`` is an AgentResponse)."""
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
-        return _background.submit(self.chat, [], None, {}, agent=self, call=call)
+        return _background.submit(self.chat, [], None, {}, reader=_RUNS, call=call)
 
     async def asubmit(self, input: AgentInput, **kwargs: Any) -> BackgroundRun:
         """Async :meth:`submit`."""
         call = self._prepare(input, {**kwargs, "background": True}, stream=False)
-        return await _background.asubmit(self.chat, [], None, {}, agent=self, call=call)
+        return await _background.asubmit(self.chat, [], None, {}, reader=_RUNS, call=call)
 
     def background_run(self, run_id: str, *, echoed: int = 0) -> BackgroundRun:
         """The handle of a run submitted earlier (by this or another process), by its id
         (``echoed`` as saved by ``BackgroundRun.to_dict()``)."""
-        from langchain_dbx_serving.background import BackgroundRun
-
-        return BackgroundRun(self.chat, run_id, agent=self, echoed=echoed)
+        return BackgroundRun(self.chat, run_id, reader=_RUNS, echoed=echoed)
 
     # -- stream -----------------------------------------------------------------------------------
     def stream(
@@ -519,3 +516,19 @@ def _deltas(chunk: AIMessageChunk) -> list[AgentEvent]:
         ):
             events.append(AgentEvent(type="reasoning_delta", delta=block["reasoning"]))
     return events
+
+
+class _AgentRuns:
+    """How a background run of an ``AgentEndpoint`` is read (``background.RunReader``): its
+    answer as an ``AgentResponse``, its stream as ``AgentEvent`` s."""
+
+    def answer(self, body: Mapping[str, Any]) -> AgentResponse:
+        return _response_from_reply(body)
+
+    def events(self, state: ResumeState) -> _EventBuilder:
+        builder = _EventBuilder()
+        builder.decoder = _responses_background.ResumeAwareDecoder(builder.decoder, state)
+        return builder
+
+
+_RUNS = _AgentRuns()

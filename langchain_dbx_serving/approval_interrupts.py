@@ -53,7 +53,13 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from langchain_dbx_serving._agent_reply import AgentResponse
-from langchain_dbx_serving.approvals import INTERRUPT, RESPONSE, ApprovalRequest, approval_requests
+from langchain_dbx_serving.approvals import (
+    INTERRUPT,
+    RESPONSE,
+    ApprovalRequest,
+    approval_message,
+    approval_requests,
+)
 
 __all__ = [
     "APPROVAL_INTERRUPT",
@@ -266,15 +272,11 @@ def thaw(value: Mapping[str, Any]) -> AgentResponse:
 
 # -- AgentEndpoint.as_node ------------------------------------------------------------------------
 def _next_messages(messages: Any, reply: Any, answers: list[dict[str, Any]]) -> list[Any]:
-    from langchain_dbx_serving.approvals import approval_message
-
     return [*messages, thaw(reply).to_message(), approval_message(*answers)]
 
 
 def _node_update(rounds: list[tuple[Any, list[dict[str, Any]] | None]]) -> list[Any]:
     """The messages a node adds: each reply, each approval turn after it, the final reply."""
-    from langchain_dbx_serving.approvals import approval_message
-
     added: list[Any] = []
     for reply, answers in rounds:
         added.append(thaw(reply).to_message())

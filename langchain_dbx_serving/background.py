@@ -46,7 +46,7 @@ from langchain_dbx_serving.transport._resume import ResumeState, aresumable, res
 if TYPE_CHECKING:
     from langchain_dbx_serving.transport.client import Transport
 
-__all__ = ["PROGRESS_EVENT", "RESUMED_EVENT", "BackgroundRun", "RunHost"]
+__all__ = ["PROGRESS_EVENT", "RESUMED_EVENT", "BackgroundRun", "RunHost", "RunReader"]
 
 PROGRESS_EVENT = "databricks_background_progress"
 """Custom callback event sent while ``invoke(..., background=True)`` waits (one per poll)."""
@@ -76,6 +76,30 @@ class RunHost(Protocol):
     def _responses_url(self) -> str: ...
 
 
+class RunReader(Protocol):
+    """How a handle reads its run: the answer of the finished run, and a feed of its stream
+    (``feed(data)`` and ``finish()``, each giving what :meth:`BackgroundRun.stream` yields).
+    The default reads messages (``AIMessage``, ``AIMessageChunk``); ``AgentEndpoint`` gives
+    its own (``AgentResponse``, ``AgentEvent``)."""
+
+    def answer(self, body: Mapping[str, Any]) -> Any: ...
+
+    def events(self, state: ResumeState) -> Any: ...
+
+
+class _Messages:
+    """The reader of a ``ChatDatabricksResponses`` handle."""
+
+    def answer(self, body: Mapping[str, Any]) -> Any:
+        return responses.decode_reply(body).generations[0].message
+
+    def events(self, state: ResumeState) -> Any:
+        return wire.ResumeAwareDecoder(responses.StreamDecoder(), state)
+
+
+_MESSAGES = _Messages()
+
+
 class BackgroundRun:
     """A handle on a run going on in the background on a durable agent server.
 
@@ -102,13 +126,13 @@ class BackgroundRun:
         run_id: str,
         *,
         state: wire.RunState | None = None,
-        agent: Any = None,
+        reader: RunReader | None = None,
         echoed: int = 0,
     ) -> None:
         if not isinstance(run_id, str) or not run_id:
             raise ValueError("a background run id must be a non-empty string")
         self._chat = chat
-        self._agent = agent
+        self._reader = reader or _MESSAGES
         self.id = run_id
         self._state = state
         self.status: str = state.status if state is not None else "in_progress"
@@ -240,12 +264,7 @@ class BackgroundRun:
         return body
 
     def _decode(self) -> Any:
-        body = self._body()
-        if self._agent is not None:
-            from langchain_dbx_serving.agents import _response_from_reply
-
-            return _response_from_reply(body)
-        return responses.decode_reply(body).generations[0].message
+        return self._reader.answer(self._body())
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the end and return the answer; a failed run raises ``AgentError``."""
@@ -269,15 +288,6 @@ class BackgroundRun:
         )
         return wire.stream_url(base, self.id, starting_after or 0), state
 
-    def _builder(self, state: ResumeState) -> Any:
-        if self._agent is not None:
-            from langchain_dbx_serving.agents import _EventBuilder
-
-            builder = _EventBuilder()
-            builder.decoder = wire.ResumeAwareDecoder(builder.decoder, state)
-            return builder
-        return wire.ResumeAwareDecoder(responses.StreamDecoder(), state)
-
     def stream(self, starting_after: int | None = None) -> Iterator[Any]:
         """Follow the run's events from the cursor ``starting_after`` (``None``: from the
         start): ``AIMessageChunk``s (``AgentEvent``s for an ``AgentEndpoint`` handle).
@@ -287,7 +297,7 @@ class BackgroundRun:
         """
         url, state = self._resume_state(starting_after)
         transport = self._chat.transport
-        builder = self._builder(state)
+        builder = self._reader.events(state)
         first = get_stream(transport, url, endpoint=self.endpoint)
         for data in resumable(transport, first, state):
             yield from builder.feed(data)
@@ -297,7 +307,7 @@ class BackgroundRun:
         """Async :meth:`stream`."""
         url, state = self._resume_state(starting_after)
         transport = self._chat.transport
-        builder = self._builder(state)
+        builder = self._reader.events(state)
         first = aget_stream(transport, url, endpoint=self.endpoint)
         async for data in aresumable(transport, first, state):
             for item in builder.feed(data):
@@ -338,7 +348,7 @@ class BackgroundRun:
 
 
 def handle_from_reply(
-    chat: RunHost, reply: Any, *, agent: Any = None, echoed: int = 0
+    chat: RunHost, reply: Any, *, reader: RunReader | None = None, echoed: int = 0
 ) -> BackgroundRun:
     """The handle of a submit answer (a whole reply from a server ignoring ``background`` is
     a handle that is already ``completed``); ``echoed``: see ``BackgroundRun.echoed``."""
@@ -346,4 +356,4 @@ def handle_from_reply(
     if isinstance(reply, Mapping) and not reply.get("id") and isinstance(reply.get("output"), list):
         local = f"local_{uuid.uuid4().hex}"  # a whole reply without id: nothing to retrieve
     state = wire.parse_run(reply, fallback_id=local)
-    return BackgroundRun(chat, state.id, state=state, agent=agent, echoed=echoed)
+    return BackgroundRun(chat, state.id, state=state, reader=reader, echoed=echoed)

@@ -29,6 +29,7 @@ from langchain_dbx_serving.background import (
     RESUMED_EVENT,
     BackgroundRun,
     RunHost,
+    RunReader,
     handle_from_reply,
 )
 from langchain_dbx_serving.protocols import _responses_background as wire
@@ -160,14 +161,14 @@ def submit(
     messages: Sequence[BaseMessage],
     stop: list[str] | None,
     kwargs: Mapping[str, Any],
-    agent: Any = None,
+    reader: RunReader | None = None,
     call: PreparedCall | None = None,
 ) -> BackgroundRun:
     call = call or _submit_call(chat, messages, stop, kwargs)
     reply = chat.transport.post_json(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers
     )
-    return handle_from_reply(chat, reply, agent=agent, echoed=_echoed(call))
+    return handle_from_reply(chat, reply, reader=reader, echoed=_echoed(call))
 
 
 async def asubmit(
@@ -175,14 +176,14 @@ async def asubmit(
     messages: Sequence[BaseMessage],
     stop: list[str] | None,
     kwargs: Mapping[str, Any],
-    agent: Any = None,
+    reader: RunReader | None = None,
     call: PreparedCall | None = None,
 ) -> BackgroundRun:
     call = call or _submit_call(chat, messages, stop, kwargs)
     reply = await chat.transport.apost_json(
         call.url, call.body, endpoint=call.endpoint, headers=call.headers
     )
-    return handle_from_reply(chat, reply, agent=agent, echoed=_echoed(call))
+    return handle_from_reply(chat, reply, reader=reader, echoed=_echoed(call))
 
 
 def _echoed(call: PreparedCall) -> int:
@@ -304,22 +305,26 @@ def agent_aevents(
     return events
 
 
-def agent_invoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+def agent_invoke(
+    agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any, reader: RunReader
+) -> Any:
     """``AgentEndpoint.invoke(..., background=True)``: submit, wait with progress events."""
     call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
     traces = agent._surfacer(call, run_manager)
-    run = submit(agent.chat, [], None, {}, agent=agent, call=call)
+    run = submit(agent.chat, [], None, {}, reader=reader, call=call)
     _Waiting(run, traces, _timeout(agent.chat, kwargs)).wait()
     response = run._decode()
     traces.metadata(response.message.response_metadata if response.message else None)
     return response
 
 
-async def agent_ainvoke(agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any) -> Any:
+async def agent_ainvoke(
+    agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any, reader: RunReader
+) -> Any:
     """Async :func:`agent_invoke`."""
     call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
     traces = agent._surfacer(call, run_manager)
-    run = await asubmit(agent.chat, [], None, {}, agent=agent, call=call)
+    run = await asubmit(agent.chat, [], None, {}, reader=reader, call=call)
     await _Waiting(run, traces, _timeout(agent.chat, kwargs)).await_()
     response = run._decode()
     await traces.ametadata(response.message.response_metadata if response.message else None)

@@ -15,13 +15,13 @@ from langchain_core.tools import BaseTool
 from pydantic import PrivateAttr, field_validator
 
 from langchain_dbx_serving._paths import endpoint_segment
+from langchain_dbx_serving.background import BackgroundRun
 from langchain_dbx_serving.chat_models import _background, _routes
 from langchain_dbx_serving.chat_models._base import DatabricksChatBase, PreparedCall
 from langchain_dbx_serving.protocols import responses
 from langchain_dbx_serving.protocols._seam import WireProtocol
 
 if TYPE_CHECKING:
-    from langchain_dbx_serving.background import BackgroundRun
     from langchain_dbx_serving.tracing._surface import TraceSurfacer
 
 # MLflow's AgentServer returns the trace id only when asked with this header.
@@ -212,8 +212,6 @@ class ChatDatabricksResponses(DatabricksChatBase):
     def background_run(self, run_id: str, *, echoed: int = 0) -> BackgroundRun:
         """The handle of a run submitted earlier (by this or another process), by its id
         (``echoed`` as saved by ``BackgroundRun.to_dict()``)."""
-        from langchain_dbx_serving.background import BackgroundRun
-
         return BackgroundRun(self, run_id, echoed=echoed)
 
     def _generate(

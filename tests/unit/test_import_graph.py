@@ -116,6 +116,12 @@ def test_agents_and_background_import_one_way() -> None:
         target.startswith(f"{PACKAGE}.chat_models")
         for target in _module_level_imports(modules[background], background, modules)
     )
+    # not even inside a function: a handle made by AgentEndpoint gets the agent's RunReader
+    tree = ast.parse(modules[background].read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {f"{PACKAGE}.agents", f"{PACKAGE}.chat_models.responses"} & imported
 
 
 def test_tracing_model_and_render_import_one_way() -> None:
