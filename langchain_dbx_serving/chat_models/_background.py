@@ -285,10 +285,7 @@ def agent_events(
     info: Any = None,
 ) -> Iterator[str]:
     """``AgentEndpoint.stream``'s payloads, resumable; ``builder``'s decoder reports resumes."""
-    events, decoder = stream_source(chat, call, traces, info)
-    decoder._inner = builder.decoder
-    builder.decoder = decoder
-    return events
+    return _feeding(builder, *stream_source(chat, call, traces, info))
 
 
 def agent_aevents(
@@ -299,7 +296,11 @@ def agent_aevents(
     info: Any = None,
 ) -> AsyncIterator[str]:
     """Async :func:`agent_events`."""
-    events, decoder = astream_source(chat, call, traces, info)
+    return _feeding(builder, *astream_source(chat, call, traces, info))
+
+
+def _feeding(builder: Any, events: Any, decoder: Any) -> Any:
+    """``events``, whose resume-aware ``decoder`` now wraps the decoder of ``builder``."""
     decoder._inner = builder.decoder
     builder.decoder = decoder
     return events
