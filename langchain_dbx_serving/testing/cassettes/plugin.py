@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from langchain_dbx_serving.testing import _drift
-from langchain_dbx_serving.testing._vcr_config import (
+from langchain_dbx_serving.testing.cassettes import _drift
+from langchain_dbx_serving.testing.cassettes._vcr_config import (
     PLACEHOLDER_HOST,
     REPLAY_TOKEN,
     databricks_vcr_config,
@@ -77,7 +77,7 @@ def databricks_cassette(path: str | Path, *, record_mode: str = "none", **option
         with databricks_cassette("demo.yaml", record_mode="once"):
             llm.invoke("hi")
     """
-    from langchain_dbx_serving.testing._vcr_setup import databricks_cassette as cassette
+    from langchain_dbx_serving.testing.cassettes._vcr_setup import databricks_cassette as cassette
 
     return cassette(path, record_mode=record_mode, **options)
 
@@ -177,7 +177,7 @@ def pytest_fixture_setup(fixturedef: Any, request: Any) -> Iterator[Any]:
 @pytest.hookimpl(optionalhook=True)
 def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     """pytest-recording's hook, called with each test's fresh ``VCR`` before its cassette."""
-    from langchain_dbx_serving.testing import _vcr_setup
+    from langchain_dbx_serving.testing.cassettes import _vcr_setup
 
     request = _SETTING_UP.get()
     uses_target = request is not None and _USES_TARGET in getattr(request.node, "fixturenames", ())

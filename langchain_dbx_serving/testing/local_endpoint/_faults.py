@@ -19,7 +19,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from langchain_dbx_serving.testing.replies import Delta, Fault, Reply
+from langchain_dbx_serving.testing.local_endpoint.replies import Delta, Fault, Reply
 
 __all__ = [
     "CUT",

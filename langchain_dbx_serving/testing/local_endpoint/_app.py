@@ -30,22 +30,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from langchain_dbx_serving.testing import _inbound as inbound
-from langchain_dbx_serving.testing._error_replies import common_headers as _common_headers
-from langchain_dbx_serving.testing._error_replies import error_response
-from langchain_dbx_serving.testing._family_rules import FamilyRules
-from langchain_dbx_serving.testing._trace import TraceFacts, TraceRecorder, new_trace_id
-from langchain_dbx_serving.testing._wire import (
-    Aggregate,
-    ChatAgentStream,
-    ChatCompletionStream,
-    WireContext,
-    chat_agent_body,
-    chat_completion_body,
-    expand,
-    sse_frame,
+from langchain_dbx_serving.testing.local_endpoint import _inbound as inbound
+from langchain_dbx_serving.testing.local_endpoint._error_replies import (
+    common_headers as _common_headers,
 )
-from langchain_dbx_serving.testing._wire_faults import (
+from langchain_dbx_serving.testing.local_endpoint._error_replies import error_response
+from langchain_dbx_serving.testing.local_endpoint._family_rules import FamilyRules
+from langchain_dbx_serving.testing.local_endpoint._faults import (
     CUT,
     STALL,
     ExposeConnection,
@@ -55,9 +46,31 @@ from langchain_dbx_serving.testing._wire_faults import (
     padded,
     wait_for_disconnect,
 )
-from langchain_dbx_serving.testing._wire_responses import ResponsesStream, responses_body
-from langchain_dbx_serving.testing.backends import Backend, BackendRequest, EmbeddingBackend
-from langchain_dbx_serving.testing.replies import (
+from langchain_dbx_serving.testing.local_endpoint._trace import (
+    TraceFacts,
+    TraceRecorder,
+    new_trace_id,
+)
+from langchain_dbx_serving.testing.local_endpoint._wire import (
+    Aggregate,
+    ChatAgentStream,
+    ChatCompletionStream,
+    WireContext,
+    chat_agent_body,
+    chat_completion_body,
+    expand,
+    sse_frame,
+)
+from langchain_dbx_serving.testing.local_endpoint._wire_responses import (
+    ResponsesStream,
+    responses_body,
+)
+from langchain_dbx_serving.testing.local_endpoint.backends import (
+    Backend,
+    BackendRequest,
+    EmbeddingBackend,
+)
+from langchain_dbx_serving.testing.local_endpoint.replies import (
     ErrorReply,
     Fault,
     FaultPlan,

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
 
-    from langchain_dbx_serving.testing.endpoint import LocalEndpoint
+    from langchain_dbx_serving.testing.local_endpoint.server import LocalEndpoint
 
     token = "dapi" + secrets.token_hex(16)
     endpoint = LocalEndpoint(load_backends(args.backends), token=token, chat_agents=args.chat_agent)

@@ -52,10 +52,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from langchain_dbx_serving.protocols import _supervisor_echo as echo
-from langchain_dbx_serving.testing import _inbound as inbound
-from langchain_dbx_serving.testing._trace import TraceRecorder
-from langchain_dbx_serving.testing._wire_faults import CUT
-from langchain_dbx_serving.testing.replies import Reply
+from langchain_dbx_serving.testing.local_endpoint import _inbound as inbound
+from langchain_dbx_serving.testing.local_endpoint._faults import CUT
+from langchain_dbx_serving.testing.local_endpoint._trace import TraceRecorder
+from langchain_dbx_serving.testing.local_endpoint.replies import Reply
 
 __all__ = ["LongRunningMode", "StreamFault"]
 
@@ -277,7 +277,7 @@ class LongRunningMode:
             return self.runs.get(run_id)
 
     async def _retrieve(self, request: Request) -> Response:
-        from langchain_dbx_serving.testing._error_replies import error_response
+        from langchain_dbx_serving.testing.local_endpoint._error_replies import error_response
 
         self._app._record(request, b"")
         try:
@@ -327,7 +327,7 @@ class LongRunningMode:
 
     def _feed_response(self, run_id: str, starting_after: int, request_id: str) -> Response:
         fault = self._faults.popleft() if self._faults else None
-        from langchain_dbx_serving.testing._app import _SSEResponse
+        from langchain_dbx_serving.testing.local_endpoint._app import _SSEResponse
 
         return _SSEResponse(self._feed(run_id, starting_after, fault), {"x-request-id": request_id})
 

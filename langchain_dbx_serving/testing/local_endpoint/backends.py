@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from langchain_dbx_serving.testing.replies import (
+from langchain_dbx_serving.testing.local_endpoint.replies import (
     Delta,
     ErrorReply,
     RawReply,

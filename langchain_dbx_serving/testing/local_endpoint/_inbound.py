@@ -20,7 +20,7 @@ from langchain_core.messages import (
 )
 
 from langchain_dbx_serving.protocols._responses_input import decode_input
-from langchain_dbx_serving.testing.replies import ErrorReply
+from langchain_dbx_serving.testing.local_endpoint.replies import ErrorReply
 
 CHAT_COMPLETIONS = "chat_completions"
 RESPONSES = "responses"

@@ -25,10 +25,10 @@ from typing import Any
 
 import uvicorn
 
-from langchain_dbx_serving.testing._app import RecordedRequest, ServingApp
-from langchain_dbx_serving.testing._long_running import LongRunningMode
-from langchain_dbx_serving.testing.backends import Backend, as_backend
-from langchain_dbx_serving.testing.replies import FaultPlan
+from langchain_dbx_serving.testing.local_endpoint._app import RecordedRequest, ServingApp
+from langchain_dbx_serving.testing.local_endpoint._long_running import LongRunningMode
+from langchain_dbx_serving.testing.local_endpoint.backends import Backend, as_backend
+from langchain_dbx_serving.testing.local_endpoint.replies import FaultPlan
 
 __all__ = ["DEFAULT_TOKEN", "LocalEndpoint", "main"]
 
