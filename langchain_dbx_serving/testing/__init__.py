@@ -1,4 +1,10 @@
-"""Test tooling: a local Databricks Model Serving endpoint with scripted or model backends.
+"""Test tooling in three rooms: the local endpoint, the cassette plugin and the secret scanner.
+
+- :mod:`~langchain_dbx_serving.testing.local_endpoint`: a local Databricks Model Serving
+  endpoint with scripted or model backends (doors: ``endpoint``, ``replies``, ``backends``);
+- :mod:`~langchain_dbx_serving.testing.cassettes`: the pytest plugin that records and replays
+  serving traffic (doors: ``plugin``, ``record``);
+- :mod:`~langchain_dbx_serving.testing.scan`: token-shaped strings in files and cassettes.
 
 Names are imported lazily (PEP 562), so ``import langchain_dbx_serving.testing`` loads neither
 starlette nor uvicorn until a name such as :class:`LocalEndpoint` is used.
@@ -17,8 +23,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_dbx_serving.testing.local_endpoint._app import RecordedRequest
     from langchain_dbx_serving.testing.local_endpoint._long_running import LongRunningMode
+    from langchain_dbx_serving.testing.local_endpoint._recording import RecordedRequest
     from langchain_dbx_serving.testing.local_endpoint.backends import (
         Backend,
         BackendRequest,
@@ -81,7 +87,7 @@ __all__ = [
 _MODULES = {
     "DEFAULT_TOKEN": "local_endpoint.server",
     "LocalEndpoint": "local_endpoint.server",
-    "RecordedRequest": "local_endpoint._app",
+    "RecordedRequest": "local_endpoint._recording",
     "LongRunningMode": "local_endpoint._long_running",
     "Backend": "local_endpoint.backends",
     "BackendRequest": "local_endpoint.backends",

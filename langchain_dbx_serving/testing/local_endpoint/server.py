@@ -25,8 +25,9 @@ from typing import Any
 
 import uvicorn
 
-from langchain_dbx_serving.testing.local_endpoint._app import RecordedRequest, ServingApp
+from langchain_dbx_serving.testing.local_endpoint._app import ServingApp
 from langchain_dbx_serving.testing.local_endpoint._long_running import LongRunningMode
+from langchain_dbx_serving.testing.local_endpoint._recording import RecordedRequest
 from langchain_dbx_serving.testing.local_endpoint.backends import Backend, as_backend
 from langchain_dbx_serving.testing.local_endpoint.replies import FaultPlan
 
@@ -108,7 +109,7 @@ class LocalEndpoint:
     (resets, stalls, proxy errors, ...); ``ep.faults`` is the plan, to extend while running.
     ``long_running=True`` (or a ``LongRunningMode``) adds the durable agent server's background
     runs, retrieval routes and crash-resume to the root routes (``ep.long_running`` plans
-    stream cuts, stream timeouts and crashes; see ``testing/_long_running.py``).
+    stream cuts, stream timeouts and crashes; see ``testing/local_endpoint/_long_running.py``).
 
     Example::
 
@@ -204,10 +205,7 @@ class LocalEndpoint:
 
     def backend(self, name: str | None = None) -> Backend:
         """The backend serving ``name`` (or the single backend)."""
-        if self._app.endpoints is None:
-            assert self._app.default is not None
-            return self._app.default
-        return self._app.endpoints[name or self._app.root]
+        return self._app.directory.backend(name)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
