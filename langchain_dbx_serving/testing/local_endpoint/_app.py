@@ -74,6 +74,21 @@ class ServingApp:
         starlette = Starlette(routes=table, exception_handlers={HTTPException: routes.no_route})
         self.app = _faults.ExposeConnection(starlette)
 
+    @property
+    def endpoints(self) -> Mapping[str, Backend] | None:
+        """The backends by endpoint name (``None`` when one backend serves every name)."""
+        return self.directory.endpoints
+
+    @property
+    def default(self) -> Backend | None:
+        """The backend serving every name, when there is no mapping."""
+        return self.directory.default
+
+    @property
+    def root(self) -> str:
+        """The name of the agent served at the root routes."""
+        return self.directory.root
+
     async def handle(
         self,
         request: Request,
