@@ -1,4 +1,10 @@
-"""Test tooling: a local Databricks Model Serving endpoint with scripted or model backends.
+"""Test tooling in three rooms: the local endpoint, the cassette plugin and the secret scanner.
+
+- :mod:`~langchain_dbx_serving.testing.local_endpoint`: a local Databricks Model Serving
+  endpoint with scripted or model backends (doors: ``endpoint``, ``replies``, ``backends``);
+- :mod:`~langchain_dbx_serving.testing.cassettes`: the pytest plugin that records and replays
+  serving traffic (doors: ``plugin``, ``record``);
+- :mod:`~langchain_dbx_serving.testing.scan`: token-shaped strings in files and cassettes.
 
 Names are imported lazily (PEP 562), so ``import langchain_dbx_serving.testing`` loads neither
 starlette nor uvicorn until a name such as :class:`LocalEndpoint` is used.
@@ -17,9 +23,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_dbx_serving.testing._app import RecordedRequest
-    from langchain_dbx_serving.testing._long_running import LongRunningMode
-    from langchain_dbx_serving.testing.backends import (
+    from langchain_dbx_serving.testing.local_endpoint._long_running import LongRunningMode
+    from langchain_dbx_serving.testing.local_endpoint._recording import RecordedRequest
+    from langchain_dbx_serving.testing.local_endpoint.backends import (
         Backend,
         BackendRequest,
         ChatModelBackend,
@@ -32,8 +38,7 @@ if TYPE_CHECKING:
         ScriptedBackend,
         as_backend,
     )
-    from langchain_dbx_serving.testing.endpoint import DEFAULT_TOKEN, LocalEndpoint
-    from langchain_dbx_serving.testing.replies import (
+    from langchain_dbx_serving.testing.local_endpoint.replies import (
         Delta,
         ErrorReply,
         Fault,
@@ -47,6 +52,7 @@ if TYPE_CHECKING:
         Usage,
         reply_from_dict,
     )
+    from langchain_dbx_serving.testing.local_endpoint.server import DEFAULT_TOKEN, LocalEndpoint
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -79,33 +85,33 @@ __all__ = [
 ]
 
 _MODULES = {
-    "DEFAULT_TOKEN": "endpoint",
-    "LocalEndpoint": "endpoint",
-    "RecordedRequest": "_app",
-    "LongRunningMode": "_long_running",
-    "Backend": "backends",
-    "BackendRequest": "backends",
-    "ChatModelBackend": "backends",
-    "EchoBackend": "backends",
-    "EmbeddingBackend": "backends",
-    "EmbeddingsBackend": "backends",
-    "HashEmbeddingBackend": "backends",
-    "FunctionBackend": "backends",
-    "ResponsesAgentBackend": "backends",
-    "ScriptedBackend": "backends",
-    "as_backend": "backends",
-    "Delta": "replies",
-    "ErrorReply": "replies",
-    "Fault": "replies",
-    "FaultPlan": "replies",
-    "Quirks": "replies",
-    "RawReply": "replies",
-    "Reply": "replies",
-    "ToolCall": "replies",
-    "ToolCallDelta": "replies",
-    "ToolStep": "replies",
-    "Usage": "replies",
-    "reply_from_dict": "replies",
+    "DEFAULT_TOKEN": "local_endpoint.server",
+    "LocalEndpoint": "local_endpoint.server",
+    "RecordedRequest": "local_endpoint._recording",
+    "LongRunningMode": "local_endpoint._long_running",
+    "Backend": "local_endpoint.backends",
+    "BackendRequest": "local_endpoint.backends",
+    "ChatModelBackend": "local_endpoint.backends",
+    "EchoBackend": "local_endpoint.backends",
+    "EmbeddingBackend": "local_endpoint.backends",
+    "EmbeddingsBackend": "local_endpoint.backends",
+    "HashEmbeddingBackend": "local_endpoint.backends",
+    "FunctionBackend": "local_endpoint.backends",
+    "ResponsesAgentBackend": "local_endpoint.backends",
+    "ScriptedBackend": "local_endpoint.backends",
+    "as_backend": "local_endpoint.backends",
+    "Delta": "local_endpoint.replies",
+    "ErrorReply": "local_endpoint.replies",
+    "Fault": "local_endpoint.replies",
+    "FaultPlan": "local_endpoint.replies",
+    "Quirks": "local_endpoint.replies",
+    "RawReply": "local_endpoint.replies",
+    "Reply": "local_endpoint.replies",
+    "ToolCall": "local_endpoint.replies",
+    "ToolCallDelta": "local_endpoint.replies",
+    "ToolStep": "local_endpoint.replies",
+    "Usage": "local_endpoint.replies",
+    "reply_from_dict": "local_endpoint.replies",
 }
 
 

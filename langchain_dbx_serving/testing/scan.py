@@ -88,8 +88,8 @@ def _cassette_findings(path: Path, text: str) -> list[tuple[str, str]] | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         return None
-    from langchain_dbx_serving.testing import _codec
-    from langchain_dbx_serving.testing._vcr_config import is_secret_header
+    from langchain_dbx_serving.testing.cassettes import _codec
+    from langchain_dbx_serving.testing.cassettes._vcr_config import is_secret_header
 
     out = []
     for index, interaction in enumerate(data["interactions"], start=1):

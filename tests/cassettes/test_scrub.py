@@ -12,7 +12,7 @@ import pytest
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
-from langchain_dbx_serving.testing._vcr_config import (
+from langchain_dbx_serving.testing.cassettes._vcr_config import (
     PLACEHOLDER_HOST,
     Redactor,
     ScrubRequest,
@@ -22,7 +22,7 @@ from langchain_dbx_serving.testing._vcr_config import (
     live_host,
     match_json_body,
 )
-from langchain_dbx_serving.testing._vcr_setup import ReadableYAML
+from langchain_dbx_serving.testing.cassettes._vcr_setup import ReadableYAML
 from langchain_dbx_serving.testing.scan import scan_text
 
 PAT = "dapi" + "5e6f7a8b" * 4

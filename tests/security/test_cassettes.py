@@ -17,14 +17,14 @@ import zstandard
 from vcr.request import Request
 
 from langchain_dbx_serving import ChatDatabricksServing
-from langchain_dbx_serving.testing._vcr_config import (
+from langchain_dbx_serving.testing.cassettes._vcr_config import (
     PLACEHOLDER_HOST,
     REPLAY_TOKEN,
     Redactor,
     ScrubRequest,
     ScrubResponse,
 )
-from langchain_dbx_serving.testing._vcr_setup import databricks_cassette
+from langchain_dbx_serving.testing.cassettes._vcr_setup import databricks_cassette
 from langchain_dbx_serving.testing.scan import main as scan_main
 from langchain_dbx_serving.testing.scan import scan_paths
 from tests.security.echoes import dapi

@@ -130,5 +130,5 @@ def test_tracing_model_and_render_import_one_way() -> None:
 
 def test_cassette_config_and_scanner_import_one_way() -> None:
     modules = _modules()
-    config = f"{PACKAGE}.testing._vcr_config"
+    config = f"{PACKAGE}.testing.cassettes._vcr_config"
     assert f"{PACKAGE}.testing.scan" not in _module_level_imports(modules[config], config, modules)

@@ -1,4 +1,5 @@
-"""How the local endpoint carries out a :class:`~langchain_dbx_serving.testing.replies.Fault`.
+"""How the local endpoint carries out a :class:`~langchain_dbx_serving.testing.replies.Fault`,
+and the connection drops a reply itself asks for (``cut_after``).
 
 Faults happen below HTTP: a reset needs the TCP socket, a stall must hold the connection open
 without answering. Starlette does not expose the socket, so :class:`ExposeConnection` (the
@@ -10,25 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
+import logging
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from langchain_dbx_serving.testing.replies import Delta, Fault, Reply
+from langchain_dbx_serving.testing.local_endpoint._error_replies import error_response
+from langchain_dbx_serving.testing.local_endpoint._exchange import Exchange
+from langchain_dbx_serving.testing.local_endpoint._wire import sse_frame
+from langchain_dbx_serving.testing.local_endpoint.replies import Delta, ErrorReply, Fault, Reply
 
 __all__ = [
     "CUT",
     "STALL",
+    "CutBodyResponse",
     "ExposeConnection",
     "ResetResponse",
+    "SSEResponse",
     "StallResponse",
+    "before_model",
     "early_fault_response",
     "fault_frames",
+    "frames",
     "padded",
     "wait_for_disconnect",
 ]
@@ -36,6 +46,20 @@ __all__ = [
 CUT = object()  # stream sentinel: drop the connection here
 STALL = object()  # stream sentinel: stop sending and wait for the client to give up
 _TRANSPORT = "langchain_dbx_serving.transport"
+_INTENTIONAL_CUT: contextvars.ContextVar[bool] = contextvars.ContextVar("cut", default=False)
+_UNCOMPLETED = "ASGI callable returned without completing response."
+
+
+class _QuietIntentionalCuts(logging.Filter):
+    """uvicorn logs an error when a response is left incomplete; ours are on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_INTENTIONAL_CUT.get() and record.getMessage() == _UNCOMPLETED)
+
+
+_uvicorn_logger = logging.getLogger("uvicorn.error")
+if not any(isinstance(f, _QuietIntentionalCuts) for f in _uvicorn_logger.filters):
+    _uvicorn_logger.addFilter(_QuietIntentionalCuts())
 
 
 class ExposeConnection:
@@ -131,3 +155,59 @@ def padded(result: Any, size: int) -> Any:
 def _then(pieces: Iterable[Any], last: Any) -> Iterator[Any]:
     yield from pieces
     yield last
+
+
+def before_model(planned: Fault | ErrorReply | None, request_id: str) -> Response | None:
+    """The answer when the planned failure strikes before the model is asked: an error from a
+    proxy in front of it, or a reset connection."""
+    if isinstance(planned, ErrorReply):
+        return error_response(planned, request_id)
+    if isinstance(planned, Fault) and planned.kind == "reset":
+        return ResetResponse()
+    return None
+
+
+def frames(ex: Exchange, events: Iterable[Mapping[str, Any] | str]) -> Iterator[Any]:
+    """SSE frames (bytes) of ``events``, or ``CUT``/``STALL`` where the connection must
+    drop/stall: where the reply asks (``cut_after``) or the exchange's planned fault strikes."""
+    for sent, event in enumerate(events):
+        if ex.cut_after is not None and sent >= ex.cut_after:
+            yield CUT
+            return
+        frame = sse_frame(event, ex.ctx.quirks)
+        if ex.fault is not None and sent == ex.fault.after:
+            yield from fault_frames(ex.fault, frame)
+        else:
+            yield frame
+
+
+class SSEResponse(StreamingResponse):
+    """An SSE stream that can stop without completing the HTTP response (a dropped stream)."""
+
+    def __init__(
+        self, frames: AsyncIterator[Any], headers: Mapping[str, str], stall: float = 30.0
+    ) -> None:
+        headers = {**headers, "cache-control": "no-cache"}
+        super().__init__(frames, 200, headers, "text/event-stream")
+        self.stall = stall  # longest a STALL frame holds the connection
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async for frame in self.body_iterator:
+            if frame is CUT or frame is STALL:
+                _INTENTIONAL_CUT.set(True)
+                if frame is STALL:
+                    await wait_for_disconnect(receive, self.stall)
+                return
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class CutBodyResponse(JSONResponse):
+    """A JSON reply whose connection drops after half of the announced body."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        half = self.body[: len(self.body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        _INTENTIONAL_CUT.set(True)

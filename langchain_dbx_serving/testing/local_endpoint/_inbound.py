@@ -19,8 +19,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_dbx_serving.protocols._common import parse_arguments
 from langchain_dbx_serving.protocols._responses_input import decode_input
-from langchain_dbx_serving.testing.replies import ErrorReply
+from langchain_dbx_serving.testing.local_endpoint.replies import ErrorReply
 
 CHAT_COMPLETIONS = "chat_completions"
 RESPONSES = "responses"
@@ -49,6 +50,9 @@ def parse_body(raw: bytes) -> Any:
     """The request body as JSON, or a 400 ``BAD_REQUEST`` naming the problem."""
     if not raw.strip():
         raise bad_request("The request body is empty: send a JSON object.", "BAD_REQUEST")
+    # Strict JSON on purpose, not the package's lenient decoder (``_json.loads``): that one is
+    # for replies, where real servers put raw control characters inside strings (PROTOCOLS.md
+    # s.7). A request body is held to valid JSON, as clients (``dumps_request``) write it.
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -191,14 +195,13 @@ def _human_content(content: Any) -> str | list[Any]:
     return blocks
 
 
-def _parse_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, Mapping):
-        return dict(arguments)
-    try:
-        value = json.loads(arguments or "{}", strict=False)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
+def _arguments(arguments: Any) -> dict[str, Any]:
+    """A history tool call's arguments for the backend: the package's one parser
+    (``parse_arguments``), with arguments it cannot read given as ``{}``. A real endpoint
+    passes a prior call's arguments through to the model unchecked, so unreadable ones are no
+    reason to reject the request here."""
+    args, _problem = parse_arguments(arguments)
+    return args if args is not None else {}
 
 
 def _reasoning_blocks(content: Any) -> list[dict[str, Any]]:
@@ -217,7 +220,7 @@ def _assistant_message(message: Mapping[str, Any]) -> AIMessage:
     calls = [
         {
             "name": c.get("function", {}).get("name", ""),
-            "args": _parse_arguments(c.get("function", {}).get("arguments")),
+            "args": _arguments(c.get("function", {}).get("arguments")),
             "id": c.get("id"),
             "type": "tool_call",
         }

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_dbx_serving.testing._wire import WireContext, new_id
-from langchain_dbx_serving.testing.replies import Delta, Quirks, Reply, ToolStep, Usage
+from langchain_dbx_serving.testing.local_endpoint._wire import WireContext, new_id
+from langchain_dbx_serving.testing.local_endpoint.replies import (
+    Delta,
+    Quirks,
+    Reply,
+    ToolStep,
+    Usage,
+)
 
 
 def responses_usage(usage: Usage) -> dict[str, Any]:

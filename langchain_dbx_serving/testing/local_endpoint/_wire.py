@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from langchain_dbx_serving.testing.replies import (
+from langchain_dbx_serving.testing.local_endpoint.replies import (
     Delta,
     Quirks,
     Reply,

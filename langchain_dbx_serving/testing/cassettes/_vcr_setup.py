@@ -13,7 +13,7 @@ import vcr
 import yaml
 from vcr.serializers import yamlserializer
 
-from langchain_dbx_serving.testing._vcr_config import (
+from langchain_dbx_serving.testing.cassettes._vcr_config import (
     BODY_MATCHER,
     databricks_vcr_config,
     match_json_body,

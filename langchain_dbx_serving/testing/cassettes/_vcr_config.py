@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_dbx_serving._redact import TOKEN_SHAPES as SECRET_PATTERNS
 from langchain_dbx_serving._redact import mask_encoded
-from langchain_dbx_serving.testing import _codec
+from langchain_dbx_serving.testing.cassettes import _codec
 
 __all__ = [
     "BODY_MATCHER",

@@ -52,10 +52,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from langchain_dbx_serving.protocols import _supervisor_echo as echo
-from langchain_dbx_serving.testing import _inbound as inbound
-from langchain_dbx_serving.testing._trace import TraceRecorder
-from langchain_dbx_serving.testing._wire_faults import CUT
-from langchain_dbx_serving.testing.replies import Reply
+from langchain_dbx_serving.testing.local_endpoint import _encoding as encoding
+from langchain_dbx_serving.testing.local_endpoint import _inbound as inbound
+from langchain_dbx_serving.testing.local_endpoint._faults import CUT, SSEResponse
+from langchain_dbx_serving.testing.local_endpoint._trace import TraceRecorder
+from langchain_dbx_serving.testing.local_endpoint.replies import Reply
 
 __all__ = ["LongRunningMode", "StreamFault"]
 
@@ -195,11 +196,10 @@ class LongRunningMode:
             return True
 
     def _work(self, run: _Run, exchange: Any, backend: Any, request: Any, attempt: int) -> None:
-        app = self._app
         try:
             result = exchange.recorder.call(backend.respond, request)
             if run.stream_style:
-                events = app._events(exchange, result)
+                events = encoding.events(exchange, result)
                 for event in events:
                     if isinstance(event, str):
                         continue  # [DONE]: the feed adds its own
@@ -214,7 +214,7 @@ class LongRunningMode:
                 if exchange.error is not None:
                     raise RuntimeError(exchange.error)
             else:
-                whole = app._whole_body(exchange, result)
+                whole = encoding.whole_body(exchange, result)
                 for item in whole.get("output") or []:
                     event = {"type": "response.output_item.done", "item": item}
                     if not self._append(run, attempt, event):
@@ -277,11 +277,11 @@ class LongRunningMode:
             return self.runs.get(run_id)
 
     async def _retrieve(self, request: Request) -> Response:
-        from langchain_dbx_serving.testing._error_replies import error_response
+        from langchain_dbx_serving.testing.local_endpoint._error_replies import error_response
 
-        self._app._record(request, b"")
+        self._app.log.record(request, b"")
         try:
-            self._app._check_auth(request)
+            self._app.auth.check(request)
         except inbound.RequestRejected as exc:
             return error_response(exc.reply, str(uuid.uuid4()))
         run_id = request.path_params["response_id"]
@@ -327,9 +327,7 @@ class LongRunningMode:
 
     def _feed_response(self, run_id: str, starting_after: int, request_id: str) -> Response:
         fault = self._faults.popleft() if self._faults else None
-        from langchain_dbx_serving.testing._app import _SSEResponse
-
-        return _SSEResponse(self._feed(run_id, starting_after, fault), {"x-request-id": request_id})
+        return SSEResponse(self._feed(run_id, starting_after, fault), {"x-request-id": request_id})
 
     async def _feed(
         self, run_id: str, starting_after: int, fault: StreamFault | None
@@ -369,7 +367,7 @@ class LongRunningMode:
     async def _kill(self, request: Request) -> Response:
         """The real server's test-only crash (``LONG_RUNNING_ENABLE_DEBUG_KILL=1``): the
         running attempt dies without a status update, so the next retrieve resumes it."""
-        self._app._record(request, await request.body())
+        self._app.log.record(request, await request.body())
         run_id = request.path_params["response_id"]
         run = self._find(run_id)
         with self._lock:
@@ -382,7 +380,7 @@ class LongRunningMode:
         return JSONResponse({"response_id": run_id, "pod_id": "local", "status": "task_cancelled"})
 
     async def _cancel(self, request: Request) -> Response:
-        self._app._record(request, await request.body())
+        self._app.log.record(request, await request.body())
         return JSONResponse({"detail": "Cancellation is not yet implemented."}, 501)
 
 

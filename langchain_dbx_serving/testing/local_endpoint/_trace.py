@@ -35,7 +35,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from langchain_dbx_serving.testing.replies import ErrorReply, RawReply, ToolStep, Usage
+from langchain_dbx_serving.testing.local_endpoint.replies import (
+    ErrorReply,
+    RawReply,
+    ToolStep,
+    Usage,
+)
 
 logger = logging.getLogger("langchain_dbx_serving.testing")
 

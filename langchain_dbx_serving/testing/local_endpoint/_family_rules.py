@@ -35,7 +35,7 @@ from langchain_dbx_serving.protocols._families import (
     rejects_parallel_tool_calls,
     rejects_response_format,
 )
-from langchain_dbx_serving.testing.replies import Delta, ErrorReply, Reply
+from langchain_dbx_serving.testing.local_endpoint.replies import Delta, ErrorReply, Reply
 
 _CODE = "BAD_REQUEST"
 

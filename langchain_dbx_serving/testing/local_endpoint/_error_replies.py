@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from langchain_dbx_serving.testing.replies import ErrorReply
+from langchain_dbx_serving.testing.local_endpoint.replies import ErrorReply
 
 __all__ = ["common_headers", "error_response"]
 
