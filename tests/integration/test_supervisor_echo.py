@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_dbx_serving.testing.backends import BackendRequest
 
 from langchain_dbx_serving import AgentEndpoint, ChatDatabricksResponses
 from langchain_dbx_serving.protocols._supervisor_echo import echoed_count, echoes_history
 from langchain_dbx_serving.testing import FunctionBackend, LocalEndpoint, RawReply
+from langchain_dbx_serving.testing.backends import BackendRequest
 from langchain_dbx_serving.testing.local_endpoint._long_running import LongRunningMode
 
 RETRIEVE = "/ai-gateway/mlflow/v1/responses/"

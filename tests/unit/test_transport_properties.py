@@ -22,7 +22,6 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessageChunk
-from langchain_dbx_serving.testing.replies import Quirks, Reply, ToolCall
 
 from langchain_dbx_serving.auth import TokenCredentials
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
@@ -35,6 +34,7 @@ from langchain_dbx_serving.testing.local_endpoint._wire import (
     sse_frame,
 )
 from langchain_dbx_serving.testing.local_endpoint._wire_responses import ResponsesStream
+from langchain_dbx_serving.testing.replies import Quirks, Reply, ToolCall
 from langchain_dbx_serving.transport._errors import parse_retry_after
 from langchain_dbx_serving.transport.client import Transport
 from langchain_dbx_serving.transport.sse import SSEDecoder
