@@ -287,3 +287,20 @@ def test_in_stream_error_event_for_chat_completions(
         }
     }
     assert events[-1] == "[DONE]"
+
+
+def test_a_request_nested_too_deep_gets_400_not_500(
+    client: httpx.Client, ep: LocalEndpoint
+) -> None:
+    # A body deeper than a JSON parser can hold (Python's recursion limit) is a bad request, as
+    # any other malformed body is; the endpoint still records that it arrived.
+    deep = "[" * 100_000 + "]" * 100_000
+    raw = '{"messages": [{"role": "user", "content": ' + deep + "}]}"
+
+    response = client.post(CHAT_URL, content=raw, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "BAD_REQUEST"
+    assert "nested too deeply" in response.json()["message"]
+    assert ep.requests[-1].path == CHAT_URL
+    assert ep.requests[-1].body is None

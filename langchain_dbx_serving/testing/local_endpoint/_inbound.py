@@ -57,6 +57,10 @@ def parse_body(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise bad_request(f"Malformed JSON in the request body: {exc}", "BAD_REQUEST") from None
+    except RecursionError:
+        raise bad_request(
+            "Malformed JSON in the request body: it is nested too deeply to parse.", "BAD_REQUEST"
+        ) from None
 
 
 def detect_shape(body: Mapping[str, Any], *, route_shape: str | None, chat_agent: bool) -> str:
