@@ -163,8 +163,10 @@ def _open_connections() -> int | None:
 
 
 async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str, float]:
-    """One abatch at ``concurrency``: wall, CPU, peak RSS, and the RSS it added per request
-    allowed in flight (peak minus the RSS just before, over ``concurrency``)."""
+    """One abatch at ``concurrency`` on a fresh client (``_fresh``), after a warm-up batch of
+    ``concurrency`` requests: wall, CPU, peak RSS, the RSS it added per request allowed in
+    flight (peak minus the RSS just before, over ``concurrency``), and the connections pooled
+    before and after."""
     await bench.abatch(concurrency, concurrency)  # opens the connections this batch will use
     connections_before = _open_connections()
     rss_before = _status_kib("VmRSS")
@@ -223,6 +225,7 @@ async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> fl
     """
     import tracemalloc
 
+    await bench.abatch(concurrency, concurrency)  # a fresh client: open its pool first
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
@@ -236,10 +239,29 @@ async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> fl
     return max(peak - before, 0) / concurrency / 1024
 
 
-async def _batch_figures(bench: Bench, expected: str, chunks: int) -> dict[str, object]:
+def _fresh(name: str) -> Bench:
+    """A new client of ``name``: its connection pool starts empty.
+
+    Each concurrency is measured on its own fresh client and event loop, after a warm-up at
+    that concurrency, so the pool a step starts with is the one its own warm-up opened, not
+    whatever the step before left (httpcore rescans every pooled connection per request, so
+    the pool's size decides the abatch figure). The previous client is dropped and collected
+    first, so its pool is neither counted nor kept alive.
+    """
+    import gc
+
+    import _clients
+
+    gc.collect()
+    return _clients.FACTORIES[name]()
+
+
+def _batch_figures(name: str, expected: str, chunks: int) -> dict[str, object]:
+    import asyncio
+
     results: dict[str, object] = {"batch_peak_rss_exact": _reset_peak_rss()}
     for concurrency in SIZES["batch_concurrencies"]:
-        figures = await _one_batch(bench, expected, concurrency)
+        figures = asyncio.run(_one_batch(_fresh(name), expected, concurrency))
         for key, value in figures.items():
             results[f"batch{concurrency}_{key}"] = value
     # The names of the earlier single-batch figures (concurrency 64), kept for comparisons.
@@ -247,15 +269,13 @@ async def _batch_figures(bench: Bench, expected: str, chunks: int) -> dict[str, 
         results["batch_wall_s"] = results["batch64_wall_s"]
         results["batch_cpu_s"] = results["batch64_cpu_s"]
         results["batch_peak_rss_mib"] = results["batch64_peak_rss_mib"]
-    results.update(await _stream_batch(bench, chunks))
+    results.update(asyncio.run(_stream_batch(_fresh(name), chunks)))
     top = max(SIZES["batch_concurrencies"])
-    results["heap_kib_per_request"] = await _heap_per_request(bench, expected, top)
+    results["heap_kib_per_request"] = asyncio.run(_heap_per_request(_fresh(name), expected, top))
     return results
 
 
 def measure_run(name: str) -> dict[str, object]:
-    import asyncio
-
     import _clients
     import _server
 
@@ -263,8 +283,9 @@ def measure_run(name: str) -> dict[str, object]:
     expected = _server.ANSWER
     results = _invoke_figures(bench, expected)
     results.update(_stream_figures(bench, _server.STREAM_CHUNKS))
+    del bench
     results["rss_before_batch_mib"] = _mib(_status_kib("VmRSS"))
-    results.update(asyncio.run(_batch_figures(bench, expected, _server.STREAM_CHUNKS)))
+    results.update(_batch_figures(name, expected, _server.STREAM_CHUNKS))
     return results
 
 
