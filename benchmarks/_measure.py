@@ -162,13 +162,38 @@ def _open_connections() -> int | None:
     return total
 
 
+_CONNECTS: list[int] = []  # TCP connections opened so far, once count_connects() ran
+
+
+def count_connects() -> None:
+    """Count the TCP connections httpcore's anyio backend opens (httpx's async clients use it;
+    with httpx2's alias it is httpcore2's). A pool that keeps too few connections alive closes
+    and reopens them under load: on a real endpoint each reopening is a TLS handshake."""
+    try:
+        from httpcore._backends.anyio import AnyIOBackend
+    except ImportError:  # pragma: no cover - no httpcore in this process
+        return
+    original = AnyIOBackend.connect_tcp
+    _CONNECTS.append(0)
+
+    async def connect_tcp(self: object, *args: object, **kwargs: object) -> object:
+        _CONNECTS[0] += 1
+        return await original(self, *args, **kwargs)
+
+    AnyIOBackend.connect_tcp = connect_tcp  # type: ignore[method-assign]
+
+
+def _connects() -> int | None:
+    return _CONNECTS[0] if _CONNECTS else None
+
+
 async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str, float]:
     """One abatch at ``concurrency`` on a fresh client (``_fresh``), after a warm-up batch of
     ``concurrency`` requests: wall, CPU, peak RSS, the RSS it added per request allowed in
     flight (peak minus the RSS just before, over ``concurrency``), and the connections pooled
     before and after."""
     await bench.abatch(concurrency, concurrency)  # opens the connections this batch will use
-    connections_before = _open_connections()
+    connections_before, connects_before = _open_connections(), _connects()
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -188,6 +213,7 @@ async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str,
         "kib_per_req": per_request,
         "connections_before": connections_before,
         "connections_after": _open_connections(),
+        "connects": None if connects_before is None else _connects() - connects_before,
     }
 
 
@@ -279,6 +305,7 @@ def measure_run(name: str) -> dict[str, object]:
     import _clients
     import _server
 
+    count_connects()
     bench = _clients.FACTORIES[name]()
     expected = _server.ANSWER
     results = _invoke_figures(bench, expected)

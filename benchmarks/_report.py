@@ -33,6 +33,8 @@ METRICS = [
     ("batch64_connections_after", "connections open after abatch @ 64", "", "{:,.0f}"),
     ("batch256_connections_before", "connections open before abatch @ 256", "", "{:,.0f}"),
     ("batch256_connections_after", "connections open after abatch @ 256", "", "{:,.0f}"),
+    ("batch64_connects", "TCP connections opened during abatch @ 64", "", "{:,.0f}"),
+    ("batch256_connects", "TCP connections opened during abatch @ 256", "", "{:,.0f}"),
     ("import_s", "import time", "s", "{:,.2f}"),
     ("rss_after_import_mib", "RSS after import", "MiB", "{:,.0f}"),
     ("batch64_peak_rss_mib", "peak RSS during abatch @ 64", "MiB", "{:,.0f}"),
