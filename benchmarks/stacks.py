@@ -117,7 +117,7 @@ def select(stack: str) -> None:
     from langchain_dbx_serving.transport import _pools
     from langchain_dbx_serving.transport.client import Transport
 
-    if "x" in stack.rsplit("-", 1)[1]:  # httpx-8x8: the pool split in small clients
+    if "x" in stack.rsplit("-", 1)[-1]:  # httpx-8x8: the pool split in small clients
         _pools.SHARD_SIZE = int(stack.rsplit("x", 1)[1])
         return
     # One pool of max_connections, keeping this many alive (as the transport did until now).
