@@ -49,7 +49,10 @@ def shards(max_connections: int) -> list[httpx.Limits]:
 
 def shard_clients(max_connections: int, **options: Any) -> list[httpx.AsyncClient]:
     """The AsyncClients of one event loop: :func:`shards` of ``max_connections``, built with
-    the same ``options`` and one cookie store between them, so they behave as one client."""
+    the same ``options``, one cookie store and one TLS context between them (what httpx would
+    build for each: the CA bundle loaded once, not once per client), so they behave as one."""
+    if "verify" not in options:
+        options["verify"] = httpx.create_ssl_context()
     jar = CookieJar()
     return [
         httpx.AsyncClient(limits=limits, cookies=jar, **options)
