@@ -296,6 +296,7 @@ def main() -> None:
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes (BENCH_QUICK=1)")
+    parser.add_argument("--output", type=Path, default=BENCH / "stacks.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
@@ -338,15 +339,13 @@ def main() -> None:
             "aiohttp": _version("aiohttp"),
         },
     }
-    (BENCH / "stacks.json").write_text(
-        json.dumps({"meta": meta, "samples": samples}, indent=2) + "\n"
-    )
+    arguments.output.write_text(json.dumps({"meta": meta, "samples": samples}, indent=2) + "\n")
     print()
     print(table(samples))
     print()
     print(f"versions: {json.dumps(meta['versions'])}")
     print(f"load average before/after: {meta['load_average_before']} / {_load()}")
-    print(f"took {meta['seconds']} s; wrote {BENCH / 'stacks.json'}")
+    print(f"took {meta['seconds']} s; wrote {arguments.output}")
 
 
 def _version(name: str) -> str | None:
