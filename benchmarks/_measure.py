@@ -268,11 +268,13 @@ async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> fl
 def _fresh(name: str) -> Bench:
     """A new client of ``name``: its connection pool starts empty.
 
-    Each concurrency is measured on its own fresh client and event loop, after a warm-up at
-    that concurrency, so the pool a step starts with is the one its own warm-up opened, not
-    whatever the step before left (httpcore rescans every pooled connection per request, so
-    the pool's size decides the abatch figure). The previous client is dropped and collected
-    first, so its pool is neither counted nor kept alive.
+    Each concurrency is measured on its own fresh client, after a warm-up at that concurrency,
+    so the pool a step starts with is the one its own warm-up opened, not whatever the step
+    before left (httpcore walks every pooled connection per request, so the pool decides the
+    abatch figure). The previous client is closed (``_done``) and collected first, so its pool
+    is neither counted nor kept alive. All steps share one event loop: langchain-openai caches
+    its async httpx client across instances, and that client cannot cross loops (so for
+    ChatOpenAI a new instance is not a new pool; the table's connection rows show it).
     """
     import gc
 
@@ -282,12 +284,19 @@ def _fresh(name: str) -> Bench:
     return _clients.FACTORIES[name]()
 
 
-def _batch_figures(name: str, expected: str, chunks: int) -> dict[str, object]:
-    import asyncio
+async def _done(bench: Bench) -> None:
+    """Close what ``bench`` opened, where its client says how."""
+    closer = getattr(bench, "aclose", None)
+    if closer is not None:
+        await closer()
 
+
+async def _batch_figures(name: str, expected: str, chunks: int) -> dict[str, object]:
     results: dict[str, object] = {"batch_peak_rss_exact": _reset_peak_rss()}
     for concurrency in SIZES["batch_concurrencies"]:
-        figures = asyncio.run(_one_batch(_fresh(name), expected, concurrency))
+        bench = _fresh(name)
+        figures = await _one_batch(bench, expected, concurrency)
+        await _done(bench)
         for key, value in figures.items():
             results[f"batch{concurrency}_{key}"] = value
     # The names of the earlier single-batch figures (concurrency 64), kept for comparisons.
@@ -295,13 +304,19 @@ def _batch_figures(name: str, expected: str, chunks: int) -> dict[str, object]:
         results["batch_wall_s"] = results["batch64_wall_s"]
         results["batch_cpu_s"] = results["batch64_cpu_s"]
         results["batch_peak_rss_mib"] = results["batch64_peak_rss_mib"]
-    results.update(asyncio.run(_stream_batch(_fresh(name), chunks)))
+    bench = _fresh(name)
+    results.update(await _stream_batch(bench, chunks))
+    await _done(bench)
     top = max(SIZES["batch_concurrencies"])
-    results["heap_kib_per_request"] = asyncio.run(_heap_per_request(_fresh(name), expected, top))
+    bench = _fresh(name)
+    results["heap_kib_per_request"] = await _heap_per_request(bench, expected, top)
+    await _done(bench)
     return results
 
 
 def measure_run(name: str) -> dict[str, object]:
+    import asyncio
+
     import _clients
     import _server
 
@@ -312,7 +327,7 @@ def measure_run(name: str) -> dict[str, object]:
     results.update(_stream_figures(bench, _server.STREAM_CHUNKS))
     del bench
     results["rss_before_batch_mib"] = _mib(_status_kib("VmRSS"))
-    results.update(_batch_figures(name, expected, _server.STREAM_CHUNKS))
+    results.update(asyncio.run(_batch_figures(name, expected, _server.STREAM_CHUNKS)))
     return results
 
 
