@@ -61,6 +61,12 @@ class LangChainBench:
         replies = await self.model.abatch([PROMPT] * n, config={"max_concurrency": concurrency})
         return [reply.text for reply in replies]
 
+    async def aclose(self) -> None:
+        """Close the model's async connections, where it has a way (ours, the floor)."""
+        closer = getattr(self.model, "aclose", None)
+        if closer is not None:
+            await closer()
+
     async def astream_batch(self, n: int, concurrency: int) -> list[int]:
         # LangChain has no "abatch of streams": what a user does is gather astream() calls
         # behind a semaphore, as here.
@@ -76,7 +82,8 @@ class LangChainBench:
 def _limits() -> Any:
     import httpx
 
-    # The same pool as our transport, so that concurrency 64 reuses connections everywhere.
+    # One pool keeping 64 alive (our transport until 2026-12-02; it now splits its 64 over 8
+    # clients, see docs/benchmarks.md "Transport decision"), so concurrency 64 reuses them.
     return httpx.Limits(max_connections=100, max_keepalive_connections=64)
 
 
@@ -124,6 +131,11 @@ class HttpxBench:
                 return reply.json()["choices"][0]["message"]["content"]
 
         return await asyncio.gather(*(one() for _ in range(n)))
+
+    async def aclose(self) -> None:
+        if self.async_client is not None:
+            await self.async_client.aclose()
+            self.async_client = None
 
     async def astream_batch(self, n: int, concurrency: int) -> list[int]:
         if self.async_client is None:
@@ -231,6 +243,11 @@ def floor_model_class() -> type:
                         response_metadata=meta,
                     )
                     yield ChatGenerationChunk(message=chunk)
+
+        async def aclose(self) -> None:
+            if self._async is not None:
+                await self._async.aclose()
+                self._async = None
 
         async def _astream(
             self, messages: list, stop: Any = None, run_manager: Any = None, **kw: Any

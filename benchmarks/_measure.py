@@ -162,11 +162,38 @@ def _open_connections() -> int | None:
     return total
 
 
+_CONNECTS: list[int] = []  # TCP connections opened so far, once count_connects() ran
+
+
+def count_connects() -> None:
+    """Count the TCP connections httpcore's anyio backend opens (httpx's async clients use it;
+    with httpx2's alias it is httpcore2's). A pool that keeps too few connections alive closes
+    and reopens them under load: on a real endpoint each reopening is a TLS handshake."""
+    try:
+        from httpcore._backends.anyio import AnyIOBackend
+    except ImportError:  # pragma: no cover - no httpcore in this process
+        return
+    original = AnyIOBackend.connect_tcp
+    _CONNECTS.append(0)
+
+    async def connect_tcp(self: object, *args: object, **kwargs: object) -> object:
+        _CONNECTS[0] += 1
+        return await original(self, *args, **kwargs)
+
+    AnyIOBackend.connect_tcp = connect_tcp  # type: ignore[method-assign]
+
+
+def _connects() -> int | None:
+    return _CONNECTS[0] if _CONNECTS else None
+
+
 async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str, float]:
-    """One abatch at ``concurrency``: wall, CPU, peak RSS, and the RSS it added per request
-    allowed in flight (peak minus the RSS just before, over ``concurrency``)."""
+    """One abatch at ``concurrency`` on a fresh client (``_fresh``), after a warm-up batch of
+    ``concurrency`` requests: wall, CPU, peak RSS, the RSS it added per request allowed in
+    flight (peak minus the RSS just before, over ``concurrency``), and the connections pooled
+    before and after."""
     await bench.abatch(concurrency, concurrency)  # opens the connections this batch will use
-    connections_before = _open_connections()
+    connections_before, connects_before = _open_connections(), _connects()
     rss_before = _status_kib("VmRSS")
     exact_peak = _reset_peak_rss()
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -186,6 +213,7 @@ async def _one_batch(bench: Bench, expected: str, concurrency: int) -> dict[str,
         "kib_per_req": per_request,
         "connections_before": connections_before,
         "connections_after": _open_connections(),
+        "connects": None if connects_before is None else _connects() - connects_before,
     }
 
 
@@ -223,6 +251,7 @@ async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> fl
     """
     import tracemalloc
 
+    await bench.abatch(concurrency, concurrency)  # a fresh client: open its pool first
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
@@ -236,10 +265,38 @@ async def _heap_per_request(bench: Bench, expected: str, concurrency: int) -> fl
     return max(peak - before, 0) / concurrency / 1024
 
 
-async def _batch_figures(bench: Bench, expected: str, chunks: int) -> dict[str, object]:
+def _fresh(name: str) -> Bench:
+    """A new client of ``name``: its connection pool starts empty.
+
+    Each concurrency is measured on its own fresh client, after a warm-up at that concurrency,
+    so the pool a step starts with is the one its own warm-up opened, not whatever the step
+    before left (httpcore walks every pooled connection per request, so the pool decides the
+    abatch figure). The previous client is closed (``_done``) and collected first, so its pool
+    is neither counted nor kept alive. All steps share one event loop: langchain-openai caches
+    its async httpx client across instances, and that client cannot cross loops (so for
+    ChatOpenAI a new instance is not a new pool; the table's connection rows show it).
+    """
+    import gc
+
+    import _clients
+
+    gc.collect()
+    return _clients.FACTORIES[name]()
+
+
+async def _done(bench: Bench) -> None:
+    """Close what ``bench`` opened, where its client says how."""
+    closer = getattr(bench, "aclose", None)
+    if closer is not None:
+        await closer()
+
+
+async def _batch_figures(name: str, expected: str, chunks: int) -> dict[str, object]:
     results: dict[str, object] = {"batch_peak_rss_exact": _reset_peak_rss()}
     for concurrency in SIZES["batch_concurrencies"]:
+        bench = _fresh(name)
         figures = await _one_batch(bench, expected, concurrency)
+        await _done(bench)
         for key, value in figures.items():
             results[f"batch{concurrency}_{key}"] = value
     # The names of the earlier single-batch figures (concurrency 64), kept for comparisons.
@@ -247,9 +304,13 @@ async def _batch_figures(bench: Bench, expected: str, chunks: int) -> dict[str, 
         results["batch_wall_s"] = results["batch64_wall_s"]
         results["batch_cpu_s"] = results["batch64_cpu_s"]
         results["batch_peak_rss_mib"] = results["batch64_peak_rss_mib"]
+    bench = _fresh(name)
     results.update(await _stream_batch(bench, chunks))
+    await _done(bench)
     top = max(SIZES["batch_concurrencies"])
+    bench = _fresh(name)
     results["heap_kib_per_request"] = await _heap_per_request(bench, expected, top)
+    await _done(bench)
     return results
 
 
@@ -259,12 +320,14 @@ def measure_run(name: str) -> dict[str, object]:
     import _clients
     import _server
 
+    count_connects()
     bench = _clients.FACTORIES[name]()
     expected = _server.ANSWER
     results = _invoke_figures(bench, expected)
     results.update(_stream_figures(bench, _server.STREAM_CHUNKS))
+    del bench
     results["rss_before_batch_mib"] = _mib(_status_kib("VmRSS"))
-    results.update(asyncio.run(_batch_figures(bench, expected, _server.STREAM_CHUNKS)))
+    results.update(asyncio.run(_batch_figures(name, expected, _server.STREAM_CHUNKS)))
     return results
 
 

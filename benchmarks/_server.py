@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import sys
 
@@ -28,6 +29,11 @@ _USAGE = {
     "completion_tokens": STREAM_CHUNKS,
     "total_tokens": 12 + STREAM_CHUNKS,
 }
+# A serving endpoint whose name ends in "-slow" replies after 0.5-1.5 x SLOW_SECONDS (one
+# request at a time per connection, as httpx sends them): connections then stay busy as they
+# do against a real model, which is when a small keep-alive pool closes and reopens them.
+SLOW_SUFFIX = b"-slow/invocations"
+SLOW_SECONDS = 0.2
 ANSWER = "The quick brown fox jumps over the lazy dog. " * 3
 
 
@@ -203,7 +209,13 @@ class _Connection(asyncio.Protocol):
             self.buffer = self.buffer[end + 4 + length :]
             path = head.split(b" ", 2)[1].split(b"?", 1)[0]
             assert self.transport is not None
-            self.transport.write(reply_for(path, body))
+            if path.endswith(SLOW_SUFFIX):  # an endpoint that takes a while, as real ones do
+                delay = SLOW_SECONDS * random.uniform(0.5, 1.5)  # not all at once
+                asyncio.get_running_loop().call_later(
+                    delay, self.transport.write, reply_for(path, body)
+                )
+            else:
+                self.transport.write(reply_for(path, body))
 
 
 async def _serve(port: int) -> None:

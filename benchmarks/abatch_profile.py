@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/abatch_profile.py                          # serving and databricks, @ 64
     python benchmarks/abatch_profile.py --clients serving,floor,httpx --concurrency 256
+    python benchmarks/abatch_profile.py --clients serving --stack httpx-ka20  # see stacks.py
 
 For each client, in a fresh process of its own against the benchmark server: a warm-up batch,
 then an ``abatch`` of ``--requests`` at ``--concurrency`` under cProfile. Prints client CPU and
@@ -79,7 +80,13 @@ def _limits_of(bench: Any) -> str:
     return "; ".join(pools) or "?"
 
 
-def child(name: str, requests: int, concurrency: int, top: int) -> dict[str, Any]:
+def child(
+    name: str, requests: int, concurrency: int, top: int, stack: str | None = None
+) -> dict[str, Any]:
+    if stack:  # ours on another HTTP stack (see stacks.py), chosen before anything imports httpx
+        import stacks
+
+        stacks.select(stack)
     import _clients
     import _server
 
@@ -156,10 +163,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument(
+        "--stack",
+        default="",
+        help="run the clients on this HTTP stack of stacks.py (e.g. httpx-ka20, httpx2-ka64)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        result = child(arguments.child, arguments.requests, arguments.concurrency, arguments.top)
+        result = child(
+            arguments.child,
+            arguments.requests,
+            arguments.concurrency,
+            arguments.top,
+            arguments.stack or None,
+        )
         print(json.dumps(result))
         return
     if not _in_venv():
@@ -170,6 +188,7 @@ def main() -> None:
         env = _environment(server.port)
         for name in arguments.clients.split(","):
             command = [sys.executable, __file__, "--child", name, f"--top={arguments.top}"]
+            command += [f"--stack={arguments.stack}"] if arguments.stack else []
             command += [
                 f"--requests={arguments.requests}",
                 f"--concurrency={arguments.concurrency}",

@@ -62,7 +62,7 @@ from langchain_dbx_serving.transport._credentials import (
 from langchain_dbx_serving.transport._deadline import Deadline, attempt_scope
 from langchain_dbx_serving.transport._decompress import ACCEPT_ENCODING
 from langchain_dbx_serving.transport._errors import secrets_of, status_error
-from langchain_dbx_serving.transport._pools import _close_on_loop, _LoopClient
+from langchain_dbx_serving.transport._pools import _close_on_loop, _LoopClient, shard_clients
 from langchain_dbx_serving.transport._proxy import check_first_hop, client_options
 from langchain_dbx_serving.transport.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 
@@ -184,13 +184,13 @@ class Transport:
             for key, old in list(self._async_clients.items()):
                 if old.loop is not None and old.loop.is_closed():
                     del self._async_clients[key]
-            client = httpx.AsyncClient(
-                timeout=self._timeout(), limits=self._limits(), **client_options()
-            )
-            self._probed = _deadline.install(client)
-            entry = _LoopClient(client, asyncio.Semaphore(self.max_connections), loop)
-            # A model dropped while its loop runs: close the client on that loop.
-            weakref.finalize(self, _close_on_loop, loop, client)
+            # Several small pools, not one of max_connections (see _pools.shards).
+            options = client_options()
+            clients = shard_clients(self.max_connections, timeout=self._timeout(), **options)
+            self._probed = all([_deadline.install(client) for client in clients])
+            entry = _LoopClient(clients, asyncio.Semaphore(self.max_connections), loop)
+            for client in clients:  # a model dropped while its loop runs: closed on that loop
+                weakref.finalize(self, _close_on_loop, loop, client)
             self._async_clients[id(loop)] = entry
         return entry
 
@@ -506,7 +506,7 @@ class Transport:
             await pool.acquire(call.deadline, call.endpoint)
             try:
                 with attempt_scope(attempt):
-                    response = await client.send(request, stream=True)
+                    response = await pool.sender().send(request, stream=True)
             except httpx.HTTPError as exc:
                 pool.release()
                 failure = exc
