@@ -135,6 +135,9 @@ class StreamDecoder:
     # -- chat completions ------------------------------------------------------------------
 
     def _on_completion_event(self, event: dict[str, Any], data: str) -> AIMessageChunk | None:
+        plain = _plain_text_choice(event)
+        if plain is not None:
+            return self._on_plain_text(*plain)
         completion = validate(WireCompletion, event, data)
         self._choices_seen = self._choices_seen or bool(completion.choices)
         content: list[Piece] = []
@@ -160,11 +163,25 @@ class StreamDecoder:
                 self._refusal += message.refusal
         return self._chunk(self._blocks.content(content), tool_chunks)
 
+    def _on_plain_text(self, choice: dict[str, Any], text: str | None) -> AIMessageChunk | None:
+        """What the general path does with a choice of ``_plain_text_choice``, minus the
+        steps that have nothing to do for it (no tool calls, reasoning or refusal)."""
+        self._choices_seen = True
+        meta = self._meta
+        meta.absorb_finish_reason(choice.get("finish_reason"))
+        meta.absorb_logprobs(choice.get("logprobs"))
+        meta.absorb_custom_outputs(choice.get("custom_outputs"))
+        if meta.finish_reason is not None:
+            self._complete = True
+        return self._chunk(self._blocks.text(text) if text is not None else "", [])
+
     def _chunk(
         self, content: str | list[Any], tool_chunks: list[ToolCallChunk]
     ) -> AIMessageChunk | None:
         if not content and not tool_chunks:
             return None
+        if not tool_chunks:
+            return AIMessageChunk(content=content, id=self._meta.id)
         return AIMessageChunk(content=content, tool_call_chunks=tool_chunks, id=self._meta.id)
 
     def _additional_kwargs(self) -> dict[str, Any]:
@@ -189,6 +206,34 @@ class StreamDecoder:
             self._meta.absorb_custom_outputs(message.custom_outputs)
         text = "".join(self._agent.add(message) for message in reply.messages)
         return self._chunk(text, [])
+
+
+# Delta fields that need the general path when set (each of them maps to more than text).
+_NOT_PLAIN = ("tool_calls", "reasoning_content", "reasoning", "refusal", "custom_outputs")
+
+
+def _plain_text_choice(event: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
+    """``(choice, text)`` when the event is the common one: a single choice 0 whose ``delta``
+    carries at most string ``content`` (and a role); else ``None``. Such an event has the shape
+    ``WireCompletion`` checks, so it is decoded without building the wire models; every other
+    event goes through them (and their shape errors)."""
+    choices = event.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("message") is not None:
+        return None
+    index = choice.get("index")
+    delta = choice.get("delta")
+    if (type(index) is int and index != 0) or type(delta) is not dict:
+        return None
+    text = delta.get("content")
+    if text is not None and type(text) is not str:
+        return None
+    for key in _NOT_PLAIN:
+        if delta.get(key) is not None:
+            return None
+    return choice, text
 
 
 def _with_tool_indexes(message: WireMessage) -> WireMessage:
@@ -225,6 +270,12 @@ class _BlockIndexer:
         self._index = -1
         self._kind: str | None = None
         self._signed = False
+
+    def text(self, text: str) -> str | list[Any]:
+        """``content([Piece("text", text)])``, without the piece while content is a string."""
+        if not self._list_mode:
+            return text
+        return self.content([Piece("text", text)])
 
     def content(self, pieces: list[Piece]) -> str | list[Any]:
         pieces = [p for p in pieces if not p.empty]
