@@ -330,15 +330,21 @@ class ReplyMetadata:
 
     def absorb_event(self, event: Mapping[str, Any]) -> None:
         """Top-level fields of a reply body or of one stream event."""
-        self.id = self.id or as_str(event.get("id"), empty_is_none=True)
-        self.model = self.model or as_str(event.get("model"), empty_is_none=True)
-        self.absorb_finish_reason(event.get("finish_reason"))
-        self.absorb_custom_outputs(event.get("custom_outputs"))
+        # Once per stream event: the checks that find nothing are kept cheap.
+        if self.id is None:
+            self.id = as_str(event.get("id"), empty_is_none=True)
+        if self.model is None:
+            self.model = as_str(event.get("model"), empty_is_none=True)
+        if "finish_reason" in event:
+            self.absorb_finish_reason(event["finish_reason"])
+        if "custom_outputs" in event:
+            self.absorb_custom_outputs(event["custom_outputs"])
         usage = event.get("usage")
         if isinstance(usage, Mapping):
             self.usage.update((k, v) for k, v in usage.items() if v is not None)
-        self.trace.update(databricks_output_metadata(event))
-        if as_str(event.get("trace_id"), empty_is_none=True):
+        if "databricks_output" in event:
+            self.trace.update(databricks_output_metadata(event))
+        if "trace_id" in event and as_str(event["trace_id"], empty_is_none=True):
             # MLflow AgentServer sends a bare {"trace_id": ...} event before [DONE].
             self.trace.setdefault("trace_id", event["trace_id"])
 
