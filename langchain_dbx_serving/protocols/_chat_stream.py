@@ -28,6 +28,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     check_tool_name,
     content_pieces,
     is_index,
+    plain_text_choice,
     raise_for_error,
     raw_arguments,
     validate,
@@ -135,7 +136,7 @@ class StreamDecoder:
     # -- chat completions ------------------------------------------------------------------
 
     def _on_completion_event(self, event: dict[str, Any], data: str) -> AIMessageChunk | None:
-        plain = _plain_text_choice(event)
+        plain = plain_text_choice(event, "delta")
         if plain is not None:
             return self._on_plain_text(*plain)
         completion = validate(WireCompletion, event, data)
@@ -164,7 +165,7 @@ class StreamDecoder:
         return self._chunk(self._blocks.content(content), tool_chunks)
 
     def _on_plain_text(self, choice: dict[str, Any], text: str | None) -> AIMessageChunk | None:
-        """What the general path does with a choice of ``_plain_text_choice``, minus the
+        """What the general path does with a choice of ``plain_text_choice``, minus the
         steps that have nothing to do for it (no tool calls, reasoning or refusal)."""
         self._choices_seen = True
         meta = self._meta
@@ -206,34 +207,6 @@ class StreamDecoder:
             self._meta.absorb_custom_outputs(message.custom_outputs)
         text = "".join(self._agent.add(message) for message in reply.messages)
         return self._chunk(text, [])
-
-
-# Delta fields that need the general path when set (each of them maps to more than text).
-_NOT_PLAIN = ("tool_calls", "reasoning_content", "reasoning", "refusal", "custom_outputs")
-
-
-def _plain_text_choice(event: dict[str, Any]) -> tuple[dict[str, Any], str | None] | None:
-    """``(choice, text)`` when the event is the common one: a single choice 0 whose ``delta``
-    carries at most string ``content`` (and a role); else ``None``. Such an event has the shape
-    ``WireCompletion`` checks, so it is decoded without building the wire models; every other
-    event goes through them (and their shape errors)."""
-    choices = event.get("choices")
-    if type(choices) is not list or len(choices) != 1:
-        return None
-    choice = choices[0]
-    if type(choice) is not dict or choice.get("message") is not None:
-        return None
-    index = choice.get("index")
-    delta = choice.get("delta")
-    if (type(index) is int and index != 0) or type(delta) is not dict:
-        return None
-    text = delta.get("content")
-    if text is not None and type(text) is not str:
-        return None
-    for key in _NOT_PLAIN:
-        if delta.get(key) is not None:
-            return None
-    return choice, text
 
 
 def _with_tool_indexes(message: WireMessage) -> WireMessage:

@@ -122,6 +122,38 @@ def is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Message fields that need the wire models when set (each of them maps to more than text).
+_NOT_PLAIN = ("tool_calls", "reasoning_content", "reasoning", "refusal", "custom_outputs")
+_OTHER = {"delta": "message", "message": "delta"}
+
+
+def plain_text_choice(
+    body: Mapping[str, Any], key: Literal["delta", "message"]
+) -> tuple[dict[str, Any], str | None] | None:
+    """``(choice, text)`` when ``body`` is the common reply (``key="message"``) or stream event
+    (``key="delta"``): a single choice 0 whose message carries at most string ``content``
+    (and a role), no other message; else ``None``. Such a body has the shape
+    ``WireCompletion`` checks, so it can be decoded without building the wire models; every
+    other body goes through them (and their shape errors)."""
+    choices = body.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get(_OTHER[key]) is not None:
+        return None
+    index = choice.get("index")
+    message = choice.get(key)
+    if (type(index) is int and index != 0) or type(message) is not dict:
+        return None
+    text = message.get("content")
+    if text is not None and type(text) is not str:
+        return None
+    for field_name in _NOT_PLAIN:
+        if message.get(field_name) is not None:
+            return None
+    return choice, text
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors reported inside a reply or a stream
 
