@@ -255,7 +255,7 @@ class StreamDecoder:
     def _on_text_delta(self, event: dict[str, Any]) -> list[AIMessageChunk]:
         delta = items.parse_shape(items.Delta, event, event)
         slot = self._ledger.slot_for_delta("message", delta)
-        slot.text += delta.delta
+        slot.add_text(delta.delta)
         return [emit.chunk(delta.delta)] if delta.delta else []
 
     def _on_annotation(self, event: dict[str, Any]) -> list[AIMessageChunk]:
