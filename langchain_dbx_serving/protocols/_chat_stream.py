@@ -169,12 +169,19 @@ class StreamDecoder:
         steps that have nothing to do for it (no tool calls, reasoning or refusal)."""
         self._choices_seen = True
         meta = self._meta
-        meta.absorb_finish_reason(choice.get("finish_reason"))
-        meta.absorb_logprobs(choice.get("logprobs"))
-        meta.absorb_custom_outputs(choice.get("custom_outputs"))
+        # Each absorb_* does nothing with None (the usual value of all three).
+        if (reason := choice.get("finish_reason")) is not None:
+            meta.absorb_finish_reason(reason)
+        if (logprobs := choice.get("logprobs")) is not None:
+            meta.absorb_logprobs(logprobs)
+        if (custom := choice.get("custom_outputs")) is not None:
+            meta.absorb_custom_outputs(custom)
         if meta.finish_reason is not None:
             self._complete = True
-        return self._chunk(self._blocks.text(text) if text is not None else "", [])
+        if not text:  # what _chunk gives for no content and no tool calls
+            return None
+        content = self._blocks.text(text)
+        return AIMessageChunk(content=content, id=meta.id) if content else None
 
     def _chunk(
         self, content: str | list[Any], tool_chunks: list[ToolCallChunk]
