@@ -190,7 +190,10 @@ def loads(data: str | bytes, *, limit: int = MAX_DEPTH) -> Any:
         value = _lenient(text)
     except RecursionError:
         raise ValueError(f"JSON nested more than {limit} levels deep") from None
-    # Cheap pre-check: fewer brackets than the limit cannot nest deeper than it.
+    # Cheap pre-checks: fewer brackets than the limit (a text shorter than it has fewer)
+    # cannot nest deeper than it.
+    if len(text) <= limit:
+        return value
     if text.count("[") + text.count("{") > limit and _depth_exceeds(value, limit):
         raise ValueError(f"JSON nested more than {limit} levels deep")
     return value
