@@ -61,6 +61,9 @@ class BodyDecoder:
     __slots__ = ("_stages",)
 
     def __init__(self, content_encoding: str | None) -> None:
+        if not content_encoding:  # the usual reply: nothing to undo
+            self._stages: list[_Inflate] = []
+            return
         names = [n.strip().lower() for n in (content_encoding or "").split(",") if n.strip()]
         names = [n for n in names if n != "identity"]
         for name in names:
