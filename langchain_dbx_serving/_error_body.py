@@ -43,6 +43,8 @@ def error_fields(body: Mapping[str, Any]) -> tuple[str | None, Any] | None:
     when the body names an error code but gives no message. An error object without a
     ``message`` gives the object itself.
     """
+    if "error" not in body and not body.get("error_code") and body.get("object") != "error":
+        return None  # the usual reply or stream event (what the checks below end with)
     error = body.get("error")
     if isinstance(error, Mapping) and error:
         code = error.get("code") if error.get("code") is not None else error.get("type")

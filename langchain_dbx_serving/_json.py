@@ -65,8 +65,51 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _plain(body: Any) -> bool:
+    """Whether ``body`` holds only exact JSON types, finite floats, strings that encode, string
+    keys, no container twice and no nesting past ``MAX_DEPTH``: then :func:`_check` has nothing
+    to report. Every request walks this, so it keeps no paths; anything else (subclasses
+    included) is left to :func:`_check`, which names the field."""
+    level, depth, seen = [body], 0, set()
+    while level:  # breadth first: one list per nesting level, no (value, depth) pairs
+        below: list[Any] = []
+        for value in level:
+            kind = type(value)
+            if kind is str:
+                if not value.isascii() and not _encodes(value):
+                    return False
+            elif kind is dict or kind is list or kind is tuple:
+                if depth > MAX_DEPTH or id(value) in seen:
+                    return False
+                seen.add(id(value))
+                if kind is dict:
+                    for key in value:
+                        if type(key) is not str or (not key.isascii() and not _encodes(key)):
+                            return False
+                    below.extend(value.values())
+                else:
+                    below.extend(value)
+            elif kind is float:
+                if not math.isfinite(value):
+                    return False
+            elif value is not None and kind is not bool and kind is not int:
+                return False
+        level, depth = below, depth + 1
+    return True
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check(body: Any) -> None:
     """Walk ``body`` iteratively; raise on the first value JSON cannot carry."""
+    if _plain(body):
+        return
     stack: list[tuple[Any, list[str]]] = [(body, [])]
     active: set[int] = set()
     while stack:
@@ -147,7 +190,10 @@ def loads(data: str | bytes, *, limit: int = MAX_DEPTH) -> Any:
         value = _lenient(text)
     except RecursionError:
         raise ValueError(f"JSON nested more than {limit} levels deep") from None
-    # Cheap pre-check: fewer brackets than the limit cannot nest deeper than it.
+    # Cheap pre-checks: fewer brackets than the limit (a text shorter than it has fewer)
+    # cannot nest deeper than it.
+    if len(text) <= limit:
+        return value
     if text.count("[") + text.count("{") > limit and _depth_exceeds(value, limit):
         raise ValueError(f"JSON nested more than {limit} levels deep")
     return value

@@ -137,6 +137,9 @@ def remember(*secrets: str | None) -> None:
     """Register credential values to mask wherever they appear (the most recent 32 are kept)."""
     global _snapshot
     install_log_filters()
+    recent = tuple(s for s in secrets if s and len(s) >= MIN_SECRET)
+    if not recent or _snapshot[-len(recent) :] == recent:
+        return  # already the most recent ones (every request sends the same token): no change
     with _lock:
         for secret in secrets:
             if secret and len(secret) >= MIN_SECRET:

@@ -13,6 +13,7 @@ Resolution order, first match wins:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import unicodedata
@@ -203,6 +204,13 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
+def _clear_text_off_machine(url: str) -> bool:
+    """Whether ``url`` is plain ``http://`` to a host that is not loopback. A pure function of
+    the string, checked on every attempt of every call: cached (a few URLs per process)."""
+    return urlsplit(url).scheme.lower() == "http" and not is_loopback(url)
+
+
 def check_url_is_safe(url: str, *, allow_insecure_http: bool = False) -> None:
     """Refuse to send credentials over plain ``http://`` to a host that is not loopback.
 
@@ -213,7 +221,7 @@ def check_url_is_safe(url: str, *, allow_insecure_http: bool = False) -> None:
         >>> check_url_is_safe("http://127.0.0.1:8080/serving-endpoints/x/invocations")
         >>> check_url_is_safe("http://gateway.internal/x", allow_insecure_http=True)
     """
-    if allow_insecure_http or urlsplit(url).scheme.lower() != "http" or is_loopback(url):
+    if allow_insecure_http or not _clear_text_off_machine(url):
         return
     host = urlsplit(url).netloc
     raise ConfigurationError(

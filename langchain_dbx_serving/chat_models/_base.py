@@ -227,8 +227,10 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
             "trace_destination": self.trace_destination,
         }
         params: dict[str, Any] = {}
-        layers = [constructor, self.extra_body or {}, *_kwarg_layers(bound)]
-        layers += [*_kwarg_layers(request or {}), *_kwarg_layers(call)]
+        layers = [constructor, self.extra_body or {}]
+        for kwarg_layer in (bound, request, call):
+            if kwarg_layer:  # an empty layer sets nothing (the usual bound/request/call)
+                layers += _kwarg_layers(kwarg_layer)
         for layer in layers:
             for key, value in layer.items():
                 if key in _layers.MERGED_KEYS:

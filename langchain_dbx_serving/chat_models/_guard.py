@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from functools import reduce
 from operator import add
@@ -52,30 +51,51 @@ class Decoding:
         self.request_id = request_id
         self.run = run  # the callback run retries are reported on (default: the current one)
 
-    @contextlib.contextmanager
-    def event(self, data: Any, what: str = "a stream event") -> Iterator[None]:
-        try:
-            yield
-        except DatabricksServingError as exc:
-            exc.endpoint = exc.endpoint or self.endpoint
-            exc.request_id = exc.request_id or self.request_id
-            raise
-        except _FOREIGN as exc:
-            who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"
-            detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-            if isinstance(exc, RecursionError):
-                detail = "nested too deeply to decode"
-            raise MalformedResponseError(
-                f"{who} sent {what} of an unexpected shape ({detail}): {preview(data)!r}",
-                event=preview(data),
-                endpoint=self.endpoint,
-                request_id=self.request_id,
-            ) from None
+    def event(self, data: Any, what: str = "a stream event") -> _EventScope:
+        """A ``with`` block decoding ``data``: its errors come out typed (see the module)."""
+        return _EventScope(self, data, what)
 
     def reply(self, decode: Callable[..., Any], body: Any, **options: Any) -> Any:
         """``decode(body, **options)`` with typed errors."""
         with self.event(body, "a reply"):
             return decode(body, **options)
+
+
+class _EventScope:
+    """The context manager of :meth:`Decoding.event`: a class, not a generator, since it is
+    entered once per streamed event."""
+
+    __slots__ = ("data", "guard", "what")
+
+    def __init__(self, guard: Decoding, data: Any, what: str) -> None:
+        self.guard = guard
+        self.data = data
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            return
+        guard = self.guard
+        if isinstance(exc, DatabricksServingError):
+            exc.endpoint = exc.endpoint or guard.endpoint
+            exc.request_id = exc.request_id or guard.request_id
+            return  # re-raised as it is
+        if not isinstance(exc, _FOREIGN):
+            return
+        who = f"endpoint {guard.endpoint!r}" if guard.endpoint else "the endpoint"
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if isinstance(exc, RecursionError):
+            detail = "nested too deeply to decode"
+        data = self.data
+        raise MalformedResponseError(
+            f"{who} sent {self.what} of an unexpected shape ({detail}): {preview(data)!r}",
+            event=preview(data),
+            endpoint=guard.endpoint,
+            request_id=guard.request_id,
+        ) from None
 
 
 class KeepPartial:

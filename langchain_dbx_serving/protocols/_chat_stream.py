@@ -28,6 +28,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     check_tool_name,
     content_pieces,
     is_index,
+    plain_text_choice,
     raise_for_error,
     raw_arguments,
     validate,
@@ -135,6 +136,9 @@ class StreamDecoder:
     # -- chat completions ------------------------------------------------------------------
 
     def _on_completion_event(self, event: dict[str, Any], data: str) -> AIMessageChunk | None:
+        plain = plain_text_choice(event, "delta")
+        if plain is not None:
+            return self._on_plain_text(*plain)
         completion = validate(WireCompletion, event, data)
         self._choices_seen = self._choices_seen or bool(completion.choices)
         content: list[Piece] = []
@@ -160,11 +164,32 @@ class StreamDecoder:
                 self._refusal += message.refusal
         return self._chunk(self._blocks.content(content), tool_chunks)
 
+    def _on_plain_text(self, choice: dict[str, Any], text: str | None) -> AIMessageChunk | None:
+        """What the general path does with a choice of ``plain_text_choice``, minus the
+        steps that have nothing to do for it (no tool calls, reasoning or refusal)."""
+        self._choices_seen = True
+        meta = self._meta
+        # Each absorb_* does nothing with None (the usual value of all three).
+        if (reason := choice.get("finish_reason")) is not None:
+            meta.absorb_finish_reason(reason)
+        if (logprobs := choice.get("logprobs")) is not None:
+            meta.absorb_logprobs(logprobs)
+        if (custom := choice.get("custom_outputs")) is not None:
+            meta.absorb_custom_outputs(custom)
+        if meta.finish_reason is not None:
+            self._complete = True
+        if not text:  # what _chunk gives for no content and no tool calls
+            return None
+        content = self._blocks.text(text)
+        return AIMessageChunk(content=content, id=meta.id) if content else None
+
     def _chunk(
         self, content: str | list[Any], tool_chunks: list[ToolCallChunk]
     ) -> AIMessageChunk | None:
         if not content and not tool_chunks:
             return None
+        if not tool_chunks:
+            return AIMessageChunk(content=content, id=self._meta.id)
         return AIMessageChunk(content=content, tool_call_chunks=tool_chunks, id=self._meta.id)
 
     def _additional_kwargs(self) -> dict[str, Any]:
@@ -225,6 +250,12 @@ class _BlockIndexer:
         self._index = -1
         self._kind: str | None = None
         self._signed = False
+
+    def text(self, text: str) -> str | list[Any]:
+        """``content([Piece("text", text)])``, without the piece while content is a string."""
+        if not self._list_mode:
+            return text
+        return self.content([Piece("text", text)])
 
     def content(self, pieces: list[Piece]) -> str | list[Any]:
         pieces = [p for p in pieces if not p.empty]

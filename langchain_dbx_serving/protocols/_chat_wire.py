@@ -122,6 +122,38 @@ def is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Message fields that need the wire models when set (each of them maps to more than text).
+_NOT_PLAIN = ("tool_calls", "reasoning_content", "reasoning", "refusal", "custom_outputs")
+_OTHER = {"delta": "message", "message": "delta"}
+
+
+def plain_text_choice(
+    body: Mapping[str, Any], key: Literal["delta", "message"]
+) -> tuple[dict[str, Any], str | None] | None:
+    """``(choice, text)`` when ``body`` is the common reply (``key="message"``) or stream event
+    (``key="delta"``): a single choice 0 whose message carries at most string ``content``
+    (and a role), no other message; else ``None``. Such a body has the shape
+    ``WireCompletion`` checks, so it can be decoded without building the wire models; every
+    other body goes through them (and their shape errors)."""
+    choices = body.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get(_OTHER[key]) is not None:
+        return None
+    index = choice.get("index")
+    message = choice.get(key)
+    if (type(index) is int and index != 0) or type(message) is not dict:
+        return None
+    text = message.get("content")
+    if text is not None and type(text) is not str:
+        return None
+    for field_name in _NOT_PLAIN:
+        if message.get(field_name) is not None:
+            return None
+    return choice, text
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors reported inside a reply or a stream
 
@@ -321,15 +353,21 @@ class ReplyMetadata:
 
     def absorb_event(self, event: Mapping[str, Any]) -> None:
         """Top-level fields of a reply body or of one stream event."""
-        self.id = self.id or as_str(event.get("id"), empty_is_none=True)
-        self.model = self.model or as_str(event.get("model"), empty_is_none=True)
-        self.absorb_finish_reason(event.get("finish_reason"))
-        self.absorb_custom_outputs(event.get("custom_outputs"))
+        # Once per stream event: the checks that find nothing are kept cheap.
+        if self.id is None:
+            self.id = as_str(event.get("id"), empty_is_none=True)
+        if self.model is None:
+            self.model = as_str(event.get("model"), empty_is_none=True)
+        if "finish_reason" in event:
+            self.absorb_finish_reason(event["finish_reason"])
+        if "custom_outputs" in event:
+            self.absorb_custom_outputs(event["custom_outputs"])
         usage = event.get("usage")
         if isinstance(usage, Mapping):
             self.usage.update((k, v) for k, v in usage.items() if v is not None)
-        self.trace.update(databricks_output_metadata(event))
-        if as_str(event.get("trace_id"), empty_is_none=True):
+        if "databricks_output" in event:
+            self.trace.update(databricks_output_metadata(event))
+        if "trace_id" in event and as_str(event["trace_id"], empty_is_none=True):
             # MLflow AgentServer sends a bare {"trace_id": ...} event before [DONE].
             self.trace.setdefault("trace_id", event["trace_id"])
 

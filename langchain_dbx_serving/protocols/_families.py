@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -116,11 +117,20 @@ def detect_family(*names: str | None) -> Family:
     for name in names:
         if not isinstance(name, str) or not name:
             continue
-        lowered = name.lower()
-        for family, pattern in _PATTERNS:
-            if pattern.search(lowered):
-                return family
+        family = _family_of_name(name)
+        if family is not None:
+            return family
     return "other"
+
+
+@functools.lru_cache(maxsize=512)
+def _family_of_name(name: str) -> Family | None:
+    """The family one name reveals (a pure function of the name, asked on every call)."""
+    lowered = name.lower()
+    for family, pattern in _PATTERNS:
+        if pattern.search(lowered):
+            return family
+    return None
 
 
 def needs_thought_signatures(family: str) -> bool:

@@ -351,6 +351,15 @@ def decode_output_items(items: Sequence[Any], *, client_tools: Collection[str] =
         >>> [b["type"] for b in msg.content]
         ['server_tool_call', 'server_tool_result', 'text']
     """
+    content, calls, invalid = output_parts(items, client_tools=client_tools)
+    return AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid)
+
+
+def output_parts(
+    items: Sequence[Any], *, client_tools: Collection[str] = ()
+) -> tuple[str | list[Any], list[ToolCall], list[InvalidToolCall]]:
+    """What :func:`decode_output_items` puts in its message: ``(content, tool_calls,
+    invalid_tool_calls)``, for a caller that builds the message itself (``decode_reply``)."""
     tools = as_tool_names(client_tools)
     answered = answered_call_ids(items)
     blocks: list[dict[str, Any]] = []
@@ -371,7 +380,7 @@ def decode_output_items(items: Sequence[Any], *, client_tools: Collection[str] =
     content: str | list[Any] = (
         "".join(b["text"] for b in blocks) if is_plain_text(blocks) else list(blocks)
     )
-    return AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid)
+    return content, calls, invalid
 
 
 # ---- errors and metadata -----------------------------------------------------------------

@@ -37,7 +37,9 @@ class StreamedItem:
     added: dict[str, Any] | None = None
     delta_ids: set[str | None] = field(default_factory=set)
     retired: bool = False
-    text: str = ""
+    # The text deltas so far, joined when read: `text += delta` would copy the whole text at
+    # every delta (quadratic in a long answer).
+    text_parts: list[str] = field(default_factory=list)
     annotations: list[Any] = field(default_factory=list)
     tool_index: int | None = None
     live: bool = False  # a caller's call whose arguments stream as tool_call_chunks
@@ -45,6 +47,18 @@ class StreamedItem:
     name: str | None = None
     args: str = ""
     parts: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # key -> [index, text]
+
+    @property
+    def text(self) -> str:
+        """The text the deltas streamed so far."""
+        parts = self.text_parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    def add_text(self, delta: str) -> None:
+        if delta:
+            self.text_parts.append(delta)
 
     @property
     def streamed(self) -> bool:

@@ -89,8 +89,11 @@ class ResponseMetadata:
     def absorb_event(self, event: Mapping[str, Any], *, with_id: bool) -> None:
         """Fields any stream event may carry: ``custom_outputs`` (merged key by key, as on the
         chat-completions side), ``databricks_output``, ``trace_id`` and (``with_id``) ``id``."""
-        self._absorb_custom_outputs(event.get("custom_outputs"))
-        self._absorb_databricks(event)
+        # Once per stream event: nothing to do for a key the event does not have.
+        if "custom_outputs" in event:
+            self._absorb_custom_outputs(event["custom_outputs"])
+        if "databricks_output" in event:
+            self._absorb_databricks(event)
         if isinstance(event.get("trace_id"), str):
             self.agent_trace_id = event["trace_id"]
         if with_id and isinstance(event.get("id"), str) and self.event_id is None:

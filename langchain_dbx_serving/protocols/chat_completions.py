@@ -49,6 +49,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     content_from_pieces,
     content_pieces,
     map_tool_calls,
+    plain_text_choice,
     raise_for_error,
     validate,
 )
@@ -295,6 +296,9 @@ def decode_reply(body: Any) -> ChatResult:
 
 
 def _decode_completion(body: Mapping[str, Any]) -> ChatResult:
+    plain = plain_text_choice(body, "message")
+    if plain is not None:
+        return _decode_plain_text(body, *plain)
     completion = validate(WireCompletion, body, body)
     if not completion.choices:
         raise MalformedResponseError(
@@ -312,6 +316,27 @@ def _decode_completion(body: Mapping[str, Any]) -> ChatResult:
         meta.infer_finish_reason(tool_calls=bool(message.tool_calls))
         generations.append(ChatGeneration(message=_map_reply_message(message, meta)))
     return ChatResult(generations=generations, llm_output=_reply_metadata(body).llm_output())
+
+
+def _decode_plain_text(
+    body: Mapping[str, Any], choice: Mapping[str, Any], text: str | None
+) -> ChatResult:
+    """What the general path gives for a reply of ``plain_text_choice``: the same metadata,
+    a text message with no tool calls."""
+    meta = ReplyMetadata()
+    meta.absorb_event(body)
+    meta.absorb_finish_reason(choice.get("finish_reason"))
+    meta.absorb_logprobs(choice.get("logprobs"))
+    meta.absorb_custom_outputs(choice.get("custom_outputs"))
+    meta.infer_finish_reason(tool_calls=False)
+    message = AIMessage(
+        content=text or "",
+        response_metadata=meta.response_metadata(),
+        usage_metadata=meta.usage_metadata(),
+        id=meta.id,
+    )
+    # llm_output reads only what absorb_event set: the same as a fresh _reply_metadata(body).
+    return ChatResult(generations=[ChatGeneration(message=message)], llm_output=meta.llm_output())
 
 
 def _map_reply_message(message: WireMessage, meta: ReplyMetadata) -> AIMessage:

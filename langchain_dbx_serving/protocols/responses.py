@@ -53,6 +53,7 @@ from langchain_dbx_serving.protocols._responses_items import (
     decode_output_items,
     error_in,
     malformed,
+    output_parts,
 )
 from langchain_dbx_serving.protocols._responses_reply import ResponseMetadata
 from langchain_dbx_serving.protocols._responses_stream import StreamDecoder
@@ -138,15 +139,15 @@ def decode_reply(body: Any, *, client_tools: Collection[str] = ()) -> ChatResult
     if fields.output is None:
         what = "a chat-completions reply" if "choices" in body else "a reply with no output list"
         raise malformed(what, body)
-    decoded = decode_output_items(fields.output, client_tools=client_tools)
+    content, tool_calls, invalid_tool_calls = output_parts(fields.output, client_tools=client_tools)
     reply = ResponseMetadata()
     reply.absorb_response(body, fields)
     metadata = reply.build(output=list(fields.output))
     databricks = reply.databricks
     message = AIMessage(
-        content=decoded.content,
-        tool_calls=decoded.tool_calls,
-        invalid_tool_calls=decoded.invalid_tool_calls,
+        content=content,
+        tool_calls=tool_calls,
+        invalid_tool_calls=invalid_tool_calls,
         response_metadata=metadata,
         usage_metadata=reply.usage,
         id=fields.id,

@@ -139,7 +139,9 @@ class TraceSurfacer:
     def _generation(chunk: AIMessageChunk, found: dict[str, Any] | None) -> ChatGenerationChunk:
         # A stream's LLMResult has no llm_output (LangChain builds it from the chunks):
         # generation_info of the chunk carrying the trace is what on_llm_end receives.
-        info = {k: found[k] for k in _KEYS if found and found.get(k) is not None}
+        if not found:  # every chunk but (at most) one
+            return ChatGenerationChunk(message=chunk)
+        info = {k: found[k] for k in _KEYS if found.get(k) is not None}
         return ChatGenerationChunk(message=chunk, generation_info=info or None)
 
     @staticmethod

@@ -46,9 +46,10 @@ class ReplyReader:
         self.parts: list[bytes] = []
         self.size = 0
         declared = response.headers.get("content-length", "")
-        self.decoder = _decoder(response, endpoint, self.request_id)
+        encoding = _encoding(response)
+        self.decoder = _decoder(encoding, endpoint, self.request_id)
         # A declared length counts against the bound only when it is the decoded length.
-        plain = (_encoding(response) or "").strip().lower() in ("", "identity")
+        plain = (encoding or "").strip().lower() in ("", "identity")
         self.declared = int(declared) if declared.isdigit() and plain else 0
 
     def decoded(self, raw: bytes) -> Iterable[bytes]:
@@ -136,9 +137,9 @@ def _encoding(response: httpx.Response) -> str | None:
     return None if response.is_stream_consumed else response.headers.get("content-encoding")
 
 
-def _decoder(response: httpx.Response, endpoint: str | None, request_id: str | None) -> BodyDecoder:
+def _decoder(encoding: str | None, endpoint: str | None, request_id: str | None) -> BodyDecoder:
     try:
-        return BodyDecoder(_encoding(response))
+        return BodyDecoder(encoding)
     except MalformedResponseError as exc:
         exc.endpoint, exc.request_id = endpoint, request_id
         raise

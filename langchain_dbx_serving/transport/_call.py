@@ -6,6 +6,7 @@ that makes a call a ``GET`` (workspace APIs, background-run polls and feeds).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -18,6 +19,14 @@ _GET = object()  # the body of a GET request (workspace APIs: model.check())
 
 def _dumps(body: Any) -> bytes:
     return dumps_request(body)
+
+
+@lru_cache(maxsize=256)
+def url_of(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per URL string (httpx URLs are immutable); a call's
+    URL is one of a few endpoint URLs, and parsing it costs more than the rest of the call's
+    book-keeping."""
+    return httpx.URL(url)
 
 
 class _Call:
@@ -43,7 +52,7 @@ class _Call:
         self.method = "GET" if body is _GET else "POST"
         self.content = b"" if body is _GET else _dumps(body)
         self.deadline = deadline
-        self.host = httpx.URL(url).netloc.decode("ascii", "replace")
+        self.host = url_of(url).netloc.decode("ascii", "replace")
         self.current = Attempt(deadline, self.host)
         self.attempt = 0
         self.waited = 0.0

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from langchain_dbx_serving.errors import MalformedResponseError
 
@@ -61,6 +61,9 @@ class BodyDecoder:
     __slots__ = ("_stages",)
 
     def __init__(self, content_encoding: str | None) -> None:
+        if not content_encoding:  # the usual reply: nothing to undo
+            self._stages: list[_Inflate] = []
+            return
         names = [n.strip().lower() for n in (content_encoding or "").split(",") if n.strip()]
         names = [n for n in names if n != "identity"]
         for name in names:
@@ -74,7 +77,12 @@ class BodyDecoder:
         # Encodings are listed in the order applied, so they are undone in reverse.
         self._stages = [_Inflate("gzip" if n == "x-gzip" else n) for n in reversed(names)]
 
-    def feed(self, raw: bytes) -> Iterator[bytes]:
+    def feed(self, raw: bytes) -> Iterable[bytes]:
+        if not self._stages:  # identity: the bytes as they came (once per received chunk)
+            return (raw,) if raw else ()
+        return self._feed(raw)
+
+    def _feed(self, raw: bytes) -> Iterator[bytes]:
         try:
             yield from self._run(0, [raw])
         except zlib.error as exc:

@@ -16,6 +16,7 @@ The proxy is read from the client itself, so injected clients (their ``proxy=``,
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,12 @@ LOOPBACK_MOUNTS: dict[str, None] = {
     "all://[::1]": None,
 }
 """httpx ``mounts`` sending loopback traffic directly, whatever proxy the environment names."""
+
+# Plain-http:// URLs each client was found to send directly or through a loopback proxy. A
+# client's proxies (env, proxy=, mounts) are fixed when it is built, so the answer holds for
+# its lifetime; this saves parsing the URL and looking up its transport on every attempt.
+_CHECKED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_CHECKED_PER_CLIENT = 256
 
 
 def proxy_of(client: httpx.Client | httpx.AsyncClient, url: str) -> str | None:
@@ -57,8 +64,12 @@ def check_first_hop(
     check_url_is_safe(url, allow_insecure_http=allow_insecure_http)
     if allow_insecure_http or urlsplit(url).scheme.lower() != "http":
         return
+    checked = _CHECKED.get(client)
+    if checked is not None and url in checked:
+        return
     proxy = proxy_of(client, url)
     if proxy is None or is_loopback(proxy):
+        _remember(client, url)
         return
     raise ConfigurationError(
         f"refusing to send the Databricks token over plain http:// through the proxy "
@@ -66,6 +77,16 @@ def check_first_hop(
         "the proxy would read it. Use an https:// host, add the host to NO_PROXY, or pass "
         "allow_insecure_http=True if this network is trusted"
     )
+
+
+def _remember(client: Any, url: str) -> None:
+    try:
+        checked = _CHECKED.setdefault(client, set())
+    except TypeError:  # pragma: no cover - a client that cannot be weakly referenced
+        return
+    if len(checked) >= _CHECKED_PER_CLIENT:
+        checked.clear()
+    checked.add(url)
 
 
 def client_options() -> dict[str, Any]:

@@ -52,7 +52,7 @@ from langchain_dbx_serving.transport._body import (
     raw_chunks,
     read_error_body,
 )
-from langchain_dbx_serving.transport._call import _GET, _Call
+from langchain_dbx_serving.transport._call import _GET, _Call, url_of
 from langchain_dbx_serving.transport._classify import attempt_failure
 from langchain_dbx_serving.transport._credentials import (
     aheaders_within,
@@ -275,7 +275,7 @@ class Transport:
         call.auth = None
         call.secrets = secrets_of(headers)
         return client.build_request(
-            call.method, call.url, content=call.content, headers=headers, timeout=timeout
+            call.method, url_of(call.url), content=call.content, headers=headers, timeout=timeout
         )
 
     def _retry_delay(

@@ -95,7 +95,14 @@ class SSEDecoder:
             self._hold(last)
         events: list[ServerSentEvent] = []
         for raw in lines:
-            event = self._line(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
+            line = raw.rstrip(b"\r\n")
+            if line[:6] == b"data: ":  # most lines: what _line does with them, inline
+                value = line[6:].decode("utf-8", "replace")
+                self._data.append(value)
+                self._data_size += len(value) + _LINE_OVERHEAD
+                self._check_size()
+                continue
+            event = self._line(line.decode("utf-8", "replace"))
             if event is not None:
                 events.append(event)
         return events
