@@ -144,6 +144,15 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
             call.endpoint, run_manager, merge=self.chat.merge_mlflow_trace, span_run=model_run
         )
 
+    def _background_call(
+        self, value: AgentInput, kwargs: Mapping[str, Any], run_manager: RunManager | None
+    ) -> tuple[PreparedCall, TraceSurfacer]:
+        """The request of a background run (``background`` set) and its trace surfacer."""
+        call = self._prepare(
+            value, {**kwargs, _responses_background.BACKGROUND_KEY: True}, stream=False
+        )
+        return call, self._surfacer(call, run_manager)
+
     @clears_frames
     def _invoke(
         self,
@@ -152,7 +161,8 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            return _background.agent_invoke(self, value, kwargs, run_manager, _RUNS)
+            call, traces = self._background_call(value, kwargs, run_manager)
+            return _background.agent_invoke(self.chat, call, traces, kwargs, _RUNS)
         with agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport
@@ -173,7 +183,8 @@ class AgentEndpoint(Closeable, RunnableSerializable[AgentInput, AgentResponse]):
         **kwargs: Any,
     ) -> AgentResponse:
         if kwargs.get("background") is True:  # a long-running agent: submit, then wait
-            return await _background.agent_ainvoke(self, value, kwargs, run_manager, _RUNS)
+            call, traces = self._background_call(value, kwargs, run_manager)
+            return await _background.agent_ainvoke(self.chat, call, traces, kwargs, _RUNS)
         async with async_agent_model_run(run_manager, self.endpoint, value) as model:
             call = self._prepare(value, kwargs, stream=False, run_manager=model.run)
             transport = self.chat.transport

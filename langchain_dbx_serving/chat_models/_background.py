@@ -307,26 +307,31 @@ def _feeding(builder: Any, events: Any, decoder: Any) -> Any:
 
 
 def agent_invoke(
-    agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any, reader: RunReader
+    chat: ResponsesChat,
+    call: PreparedCall,
+    traces: TraceSurfacer,
+    kwargs: Mapping[str, Any],
+    reader: RunReader,
 ) -> Any:
-    """``AgentEndpoint.invoke(..., background=True)``: submit, wait with progress events."""
-    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
-    traces = agent._surfacer(call, run_manager)
-    run = submit(agent.chat, [], None, {}, reader=reader, call=call)
-    _Waiting(run, traces, _timeout(agent.chat, kwargs)).wait()
+    """``AgentEndpoint.invoke(..., background=True)``: submit ``call`` (prepared by the agent
+    with ``background`` set), wait with progress events, and read the answer with ``reader``."""
+    run = submit(chat, [], None, {}, reader=reader, call=call)
+    _Waiting(run, traces, _timeout(chat, kwargs)).wait()
     response = run._decode()
     traces.metadata(response.message.response_metadata if response.message else None)
     return response
 
 
 async def agent_ainvoke(
-    agent: Any, value: Any, kwargs: Mapping[str, Any], run_manager: Any, reader: RunReader
+    chat: ResponsesChat,
+    call: PreparedCall,
+    traces: TraceSurfacer,
+    kwargs: Mapping[str, Any],
+    reader: RunReader,
 ) -> Any:
     """Async :func:`agent_invoke`."""
-    call = agent._prepare(value, {**kwargs, wire.BACKGROUND_KEY: True}, stream=False)
-    traces = agent._surfacer(call, run_manager)
-    run = await asubmit(agent.chat, [], None, {}, reader=reader, call=call)
-    await _Waiting(run, traces, _timeout(agent.chat, kwargs)).await_()
+    run = await asubmit(chat, [], None, {}, reader=reader, call=call)
+    await _Waiting(run, traces, _timeout(chat, kwargs)).await_()
     response = run._decode()
     await traces.ametadata(response.message.response_metadata if response.message else None)
     return response
