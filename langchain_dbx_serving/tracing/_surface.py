@@ -160,6 +160,8 @@ class TraceSurfacer:
         return self._with_trace(result, data)
 
     def chunk(self, chunk: AIMessageChunk) -> ChatGenerationChunk:
+        if self.found is not None or not chunk.response_metadata:  # most chunks: no trace
+            return ChatGenerationChunk(message=chunk)
         self._dispatch(data := self._take(chunk.response_metadata))
         return self._generation(chunk, data)
 
@@ -176,6 +178,8 @@ class TraceSurfacer:
         return self._with_trace(result, data)
 
     async def achunk(self, chunk: AIMessageChunk) -> ChatGenerationChunk:
+        if self.found is not None or not chunk.response_metadata:  # most chunks: no trace
+            return ChatGenerationChunk(message=chunk)
         await self._adispatch(data := self._take(chunk.response_metadata))
         return self._generation(chunk, data)
 
