@@ -426,8 +426,12 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         events, decoder = self._stream_source(call, traces, guard)
         with KeepPartial(received, call.endpoint):
             for data in until_complete(events, decoder):
-                with guard.event(data):
+                try:  # guard.event(data), without a scope object per event
                     chunks = decoder.feed(data)
+                except Exception as exc:
+                    if (typed := guard.typed(exc, data)) is None:
+                        raise
+                    raise typed from None
                 for chunk in chunks:
                     received.append(chunk)
                     yield _finished(traces.chunk(_usage_if(call, chunk)))
@@ -451,8 +455,12 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
         events, decoder = self._astream_source(call, traces, guard)
         with KeepPartial(received, call.endpoint):
             async for data in auntil_complete(events, decoder):
-                with guard.event(data):
+                try:  # guard.event(data), without a scope object per event
                     chunks = decoder.feed(data)
+                except Exception as exc:
+                    if (typed := guard.typed(exc, data)) is None:
+                        raise
+                    raise typed from None
                 for chunk in chunks:
                     received.append(chunk)
                     yield _finished(await traces.achunk(_usage_if(call, chunk)))

@@ -55,6 +55,39 @@ class Decoding:
         """A ``with`` block decoding ``data``: its errors come out typed (see the module)."""
         return _EventScope(self, data, what)
 
+    def typed(
+        self, exc: BaseException, data: Any, what: str = "a stream event"
+    ) -> MalformedResponseError | None:
+        """What decoding ``data`` raising ``exc`` becomes: ``None`` when ``exc`` is to be
+        re-raised as it is (our own errors, their endpoint and request id filled here;
+        anything not a decoding failure), else the typed error to raise ``from None``.
+
+        For the per-event loops, where a ``try``/``except`` costs nothing until it fires::
+
+            try:
+                chunks = decoder.feed(data)
+            except Exception as exc:
+                if (typed := guard.typed(exc, data)) is None:
+                    raise
+                raise typed from None
+        """
+        if isinstance(exc, DatabricksServingError):
+            exc.endpoint = exc.endpoint or self.endpoint
+            exc.request_id = exc.request_id or self.request_id
+            return None
+        if not isinstance(exc, _FOREIGN):
+            return None
+        who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"
+        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if isinstance(exc, RecursionError):
+            detail = "nested too deeply to decode"
+        return MalformedResponseError(
+            f"{who} sent {what} of an unexpected shape ({detail}): {preview(data)!r}",
+            event=preview(data),
+            endpoint=self.endpoint,
+            request_id=self.request_id,
+        )
+
     def reply(self, decode: Callable[..., Any], body: Any, **options: Any) -> Any:
         """``decode(body, **options)`` with typed errors."""
         with self.event(body, "a reply"):
@@ -76,26 +109,8 @@ class _EventScope:
         return None
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None:
-            return
-        guard = self.guard
-        if isinstance(exc, DatabricksServingError):
-            exc.endpoint = exc.endpoint or guard.endpoint
-            exc.request_id = exc.request_id or guard.request_id
-            return  # re-raised as it is
-        if not isinstance(exc, _FOREIGN):
-            return
-        who = f"endpoint {guard.endpoint!r}" if guard.endpoint else "the endpoint"
-        detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-        if isinstance(exc, RecursionError):
-            detail = "nested too deeply to decode"
-        data = self.data
-        raise MalformedResponseError(
-            f"{who} sent {self.what} of an unexpected shape ({detail}): {preview(data)!r}",
-            event=preview(data),
-            endpoint=guard.endpoint,
-            request_id=guard.request_id,
-        ) from None
+        if exc is not None and (typed := self.guard.typed(exc, self.data, self.what)) is not None:
+            raise typed from None
 
 
 class KeepPartial:

@@ -34,6 +34,7 @@ from langchain_dbx_serving.protocols._chat_wire import (
     validate,
 )
 from langchain_dbx_serving.protocols._common import as_str, parse_event, preview
+from langchain_dbx_serving.protocols._fast_chunks import text_chunk
 
 
 class StreamDecoder:
@@ -181,7 +182,7 @@ class StreamDecoder:
         if not text:  # what _chunk gives for no content and no tool calls
             return None
         content = self._blocks.text(text)
-        return AIMessageChunk(content=content, id=meta.id) if content else None
+        return text_chunk(content, meta.id) if content else None
 
     def _chunk(
         self, content: str | list[Any], tool_chunks: list[ToolCallChunk]
@@ -189,7 +190,7 @@ class StreamDecoder:
         if not content and not tool_chunks:
             return None
         if not tool_chunks:
-            return AIMessageChunk(content=content, id=self._meta.id)
+            return text_chunk(content, self._meta.id)
         return AIMessageChunk(content=content, tool_call_chunks=tool_chunks, id=self._meta.id)
 
     def _additional_kwargs(self) -> dict[str, Any]:

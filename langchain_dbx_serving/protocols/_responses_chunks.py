@@ -15,11 +15,12 @@ from langchain_core.messages.tool import tool_call_chunk
 
 from langchain_dbx_serving.protocols import _responses_items as items
 from langchain_dbx_serving.protocols._common import as_str
+from langchain_dbx_serving.protocols._fast_chunks import text_chunk
 from langchain_dbx_serving.protocols._responses_ledger import StreamedItem
 
 
 def chunk(content: str | list[Any] = "", **kwargs: Any) -> AIMessageChunk:
-    return AIMessageChunk(content=content, **kwargs)
+    return AIMessageChunk(content=content, **kwargs) if kwargs else text_chunk(content)
 
 
 def tool_chunk(

@@ -26,6 +26,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from langchain_dbx_serving.protocols._common import trace_id_of
+from langchain_dbx_serving.protocols._fast_chunks import generation_chunk
 from langchain_dbx_serving.tracing._mlflow import merge_into_active_span
 
 __all__ = ["TRACE_EVENT", "TraceSurfacer", "returned_trace"]
@@ -140,7 +141,7 @@ class TraceSurfacer:
         # A stream's LLMResult has no llm_output (LangChain builds it from the chunks):
         # generation_info of the chunk carrying the trace is what on_llm_end receives.
         if not found:  # every chunk but (at most) one
-            return ChatGenerationChunk(message=chunk)
+            return generation_chunk(chunk)
         info = {k: found[k] for k in _KEYS if found.get(k) is not None}
         return ChatGenerationChunk(message=chunk, generation_info=info or None)
 
@@ -160,6 +161,8 @@ class TraceSurfacer:
         return self._with_trace(result, data)
 
     def chunk(self, chunk: AIMessageChunk) -> ChatGenerationChunk:
+        if self.found is not None or not chunk.response_metadata:  # most chunks: no trace
+            return generation_chunk(chunk)
         self._dispatch(data := self._take(chunk.response_metadata))
         return self._generation(chunk, data)
 
@@ -176,6 +179,8 @@ class TraceSurfacer:
         return self._with_trace(result, data)
 
     async def achunk(self, chunk: AIMessageChunk) -> ChatGenerationChunk:
+        if self.found is not None or not chunk.response_metadata:  # most chunks: no trace
+            return generation_chunk(chunk)
         await self._adispatch(data := self._take(chunk.response_metadata))
         return self._generation(chunk, data)
 

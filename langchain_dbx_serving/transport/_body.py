@@ -70,12 +70,21 @@ class ReplyReader:
             raise self._too_large(max(self.size, self.declared))
         self.parts.append(chunk)
 
-    def events(self, decoder: SSEDecoder, chunk: bytes) -> Iterable[Any]:
+    def payloads(self, decoder: SSEDecoder, chunk: bytes) -> list[str]:
+        """The ``data`` of the events ``chunk`` (decoded bytes) completes."""
         try:
-            return decoder.feed(chunk)
+            return decoder.payloads(chunk)
         except MalformedResponseError as exc:
             exc.endpoint, exc.request_id = self.endpoint, self.request_id
             raise
+
+    def rest_payloads(self, decoder: SSEDecoder) -> Iterator[str]:
+        """Once the raw body ended: the payloads of what the decompressor and ``decoder``
+        still hold (a last event whose blank line never came, see ``SSEDecoder.flush``)."""
+        for piece in self.rest():
+            yield from self.payloads(decoder, piece)
+        for event in decoder.flush():
+            yield event.data
 
     def _too_large(self, size: int) -> MalformedResponseError:
         who = f"endpoint {self.endpoint!r}" if self.endpoint else "the endpoint"

@@ -465,17 +465,13 @@ class Transport:
                     reader.add(piece)
                 yield reader.text()
                 return
-            decoder = SSEDecoder(self.max_event_bytes)
+            decoder, at = SSEDecoder(self.max_event_bytes), call.deadline.at
             for raw in raw_chunks(response):
                 for piece in reader.decoded(raw):
-                    for event in reader.events(decoder, piece):
-                        yield event.data
-                self._check_deadline(reader, call)
-            for piece in reader.rest():
-                for event in reader.events(decoder, piece):
-                    yield event.data
-            for event in decoder.flush():
-                yield event.data
+                    yield from reader.payloads(decoder, piece)
+                if at is not None and time.monotonic() >= at:  # _check_deadline, inline
+                    self._check_deadline(reader, call)
+            yield from reader.rest_payloads(decoder)
         except httpx.HTTPError as exc:
             raise self._during_reply(exc, reader, call) from exc
         finally:
@@ -581,17 +577,15 @@ class Transport:
                     reader.add(piece)
                 yield reader.text()
                 return
-            decoder = SSEDecoder(self.max_event_bytes)
+            decoder, at = SSEDecoder(self.max_event_bytes), call.deadline.at
             async for raw in araw_chunks(response):
                 for piece in reader.decoded(raw):
-                    for event in reader.events(decoder, piece):
-                        yield event.data
-                self._check_deadline(reader, call)
-            for piece in reader.rest():
-                for event in reader.events(decoder, piece):
-                    yield event.data
-            for event in decoder.flush():
-                yield event.data
+                    for data in reader.payloads(decoder, piece):
+                        yield data
+                if at is not None and time.monotonic() >= at:  # _check_deadline, inline
+                    self._check_deadline(reader, call)
+            for data in reader.rest_payloads(decoder):
+                yield data
         except httpx.HTTPError as exc:
             raise self._during_reply(exc, reader, call) from exc
         finally:

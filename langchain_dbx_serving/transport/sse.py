@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from langchain_dbx_serving.errors import MalformedResponseError
 
@@ -68,6 +69,14 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode one chunk of bytes; returns the events it completed (often none or one)."""
+        return self._feed(chunk, False)
+
+    def payloads(self, chunk: bytes) -> list[str]:
+        """:meth:`feed`, returning only the ``data`` of each completed event (what a POST
+        stream's reader needs): no event object is built per event."""
+        return self._feed(chunk, True)
+
+    def _feed(self, chunk: bytes, bare: bool) -> list[Any]:
         if not chunk:
             return []
         if self._skip_lf:
@@ -86,26 +95,30 @@ class SSEDecoder:
             return []
         buffer = b"".join([*self._pending, chunk]) if self._pending else chunk
         self._pending, self._pending_size = [], 0
-        lines = buffer.splitlines(keepends=True)
-        last = lines[-1]
-        if last[-1:] in (b"\n", b"\r"):
-            self._skip_lf = last[-1:] == b"\r"
-        else:
-            lines.pop()
-            self._hold(last)
-        events: list[ServerSentEvent] = []
-        for raw in lines:
-            line = raw.rstrip(b"\r\n")
+        lines = buffer.splitlines()  # CRLF, LF and CR, without their line ends
+        end = buffer[-1:]
+        if end == b"\n" or end == b"\r":
+            self._skip_lf = end == b"\r"
+        else:  # the last line has not ended yet
+            self._hold(lines.pop())
+        out: list[Any] = []
+        for line in lines:
             if line[:6] == b"data: ":  # most lines: what _line does with them, inline
                 value = line[6:].decode("utf-8", "replace")
                 self._data.append(value)
                 self._data_size += len(value) + _LINE_OVERHEAD
-                self._check_size()
-                continue
-            event = self._line(line.decode("utf-8", "replace"))
-            if event is not None:
-                events.append(event)
-        return events
+                if self._pending_size + self._data_size > self.max_event_bytes:
+                    self._check_size()
+            elif not line:  # a blank line dispatches the event (inline, as the above)
+                if self._data:
+                    out.append(self._dispatch_data() if bare else self._dispatch())
+                else:
+                    self._event = ""
+            else:
+                event = self._line(line.decode("utf-8", "replace"))
+                if event is not None:
+                    out.append(event.data if bare else event)
+        return out
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: dispatch a last event whose terminating blank line never came.
@@ -167,10 +180,14 @@ class SSEDecoder:
         return None
 
     def _dispatch(self) -> ServerSentEvent:
-        event = ServerSentEvent(self._event or "message", "\n".join(self._data))
+        event = self._event or "message"
+        return ServerSentEvent(event, self._dispatch_data())
+
+    def _dispatch_data(self) -> str:
+        data = self._data
         self._data, self._data_size = [], 0
         self._event = ""
-        return event
+        return data[0] if len(data) == 1 else "\n".join(data)
 
     def _reset(self) -> None:
         self._event = ""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from langchain_dbx_serving.errors import MalformedResponseError
 from langchain_dbx_serving.transport.sse import ServerSentEvent, SSEDecoder
 
 
@@ -100,3 +104,39 @@ def test_any_fragmentation_gives_the_same_events(cuts: list[int]) -> None:
 def test_arbitrary_bytes_never_raise(blob: bytes) -> None:
     for event in decode(blob[:100], blob[100:]):
         assert isinstance(event.data, str)
+
+
+def _outcome(decode_step: Any, chunks: list[bytes], flush: Any) -> tuple[list[str], str | None]:
+    out: list[str] = []
+    try:
+        for chunk in chunks:
+            out += decode_step(chunk)
+        out += [event.data for event in flush()]
+    except MalformedResponseError as exc:
+        return out, str(exc)
+    return out, None
+
+
+@given(
+    blob=st.binary(max_size=300)
+    | st.lists(
+        st.sampled_from(
+            [b"data: x", b"data:", b"data", b"event: e", b": c", b"", b"id: 1", b"\xef\xbb\xbf"]
+        ),
+        max_size=12,
+    ).map(lambda lines: b"\n".join(lines)),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=10),
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    limit=st.sampled_from([8, 64, 1 << 20]),
+)
+def test_payloads_give_the_data_of_the_events_feed_gives(
+    blob: bytes, cuts: list[int], newline: bytes, limit: int
+) -> None:
+    """``payloads`` (what the transport reads with) is ``feed`` without the event objects:
+    the same data, the same bound, for any bytes split anywhere."""
+    blob = blob.replace(b"\n", newline)
+    bounds = sorted({0, len(blob), *(c for c in cuts if c <= len(blob))})
+    chunks = [blob[a:b] for a, b in itertools.pairwise(bounds)]
+    by_feed, by_payloads = SSEDecoder(limit), SSEDecoder(limit)
+    expected = _outcome(lambda c: [event.data for event in by_feed.feed(c)], chunks, by_feed.flush)
+    assert _outcome(by_payloads.payloads, chunks, by_payloads.flush) == expected
