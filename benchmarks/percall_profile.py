@@ -13,8 +13,8 @@ Usage (any Python with this checkout and langchain-core importable; no peers nee
 lets them take turns in a new random order each round: 40 invokes, 40 sequential ainvokes (one
 event loop throughout) and one 2,000-chunk stream each. It prints the median CPU per invoke,
 ainvoke and chunk (``time.process_time``) and the median of the per-round ratios to the floor,
-with the 1-minute load average before and after. The profile
-modes print cProfile's functions by own time (us per call or per chunk) and by cumulative time.
+with the 1-minute load average before and after. The profile modes print cProfile's functions
+by own time (us per call or per chunk) and by cumulative time.
 The benchmark server (``_server.py``) runs in a child process on 127.0.0.1, always stopped.
 """
 
