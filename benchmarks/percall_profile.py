@@ -10,10 +10,11 @@ Usage (any Python with this checkout and langchain-core importable; no peers nee
     python benchmarks/percall_profile.py invoke --client floor
 
 ``compare`` loads ``serving``, ``responses`` and ``floor`` (``--clients``) into one process and
-lets them take turns in a new random order each round: 40 invokes and one 2,000-chunk stream
-each. It prints the median CPU per invoke and per chunk (``time.process_time``) and the median of
-the per-round ratios to the floor, with the 1-minute load average before and after. The profile
-modes print cProfile's functions by own time (us per call or per chunk) and by cumulative time.
+lets them take turns in a new random order each round: 40 invokes, 40 sequential ainvokes (one
+event loop throughout) and one 2,000-chunk stream each. It prints the median CPU per invoke,
+ainvoke and chunk (``time.process_time``) and the median of the per-round ratios to the floor,
+with the 1-minute load average before and after. The profile modes print cProfile's functions
+by own time (us per call or per chunk) and by cumulative time.
 The benchmark server (``_server.py``) runs in a child process on 127.0.0.1, always stopped.
 """
 
@@ -55,15 +56,33 @@ def _round(step, calls: int) -> float:  # type: ignore[no-untyped-def]
     return time.process_time() - started
 
 
+def _ainvokes(loop, bench, calls: int):  # type: ignore[no-untyped-def]
+    """A step running ``calls`` sequential ``ainvoke`` on ``loop`` (one event loop throughout,
+    as an async application keeps)."""
+
+    async def many() -> None:
+        for _ in range(calls):
+            await bench.model.ainvoke(PROMPT)
+
+    from _clients import PROMPT
+
+    return lambda: loop.run_until_complete(many())
+
+
 def compare(names: list[str], rounds: int) -> str:
+    import asyncio
+
     import _clients
     import _server
 
     benches = {name: _clients.FACTORIES[name]() for name in names}
-    samples: dict[str, dict[str, list[float]]] = {n: {"invoke": [], "chunk": []} for n in benches}
+    kinds = ("invoke", "ainvoke", "chunk")
+    samples: dict[str, dict[str, list[float]]] = {n: {k: [] for k in kinds} for n in benches}
+    loop = asyncio.new_event_loop()
     for bench in benches.values():
         for _ in range(50):
             bench.invoke()
+        _ainvokes(loop, bench, 50)()
         bench.stream()
     gc.collect()
     gc.freeze()
@@ -73,9 +92,15 @@ def compare(names: list[str], rounds: int) -> str:
         random.shuffle(order)
         for name in order:
             samples[name]["invoke"].append(_round(benches[name].invoke, 40) / 40 * 1e6)
+            ainvoke = _ainvokes(loop, benches[name], 40)
+            samples[name]["ainvoke"].append(_round(ainvoke, 1) / 40 * 1e6)
             per_chunk = _round(benches[name].stream, 1) / _server.STREAM_CHUNKS * 1e6
             samples[name]["chunk"].append(per_chunk)
     load_after = os.getloadavg()[0]
+    for bench in benches.values():
+        if hasattr(bench, "aclose"):
+            loop.run_until_complete(bench.aclose())
+    loop.close()
     lines = [
         f"interleaved, {rounds} rounds, load average {load_before:.2f} -> {load_after:.2f};"
         " ratio = median of per-round ratios to the floor"
@@ -83,7 +108,7 @@ def compare(names: list[str], rounds: int) -> str:
     floor = samples.get("floor")
     for name, kinds in samples.items():
         parts = []
-        for kind, unit in (("invoke", "invoke"), ("chunk", "chunk")):
+        for kind, unit in (("invoke", "invoke"), ("ainvoke", "ainvoke"), ("chunk", "chunk")):
             values = kinds[kind]
             text = f"{unit} {statistics.median(values):8.1f} us"
             if floor is not None:

@@ -130,6 +130,9 @@ class _LoopClient:
     async def acquire(self, deadline: Deadline, endpoint: str | None) -> None:
         if self.slots is None:
             return
+        if not self.slots.locked():  # a free slot is taken at once: no timer, no task
+            await self.slots.acquire()
+            return
         left = deadline.remaining()
         if left is None:
             await self.slots.acquire()

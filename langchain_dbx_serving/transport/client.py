@@ -44,7 +44,7 @@ import httpx
 
 from langchain_dbx_serving.auth import Credentials, TokenCredentials, check_url_is_safe
 from langchain_dbx_serving.errors import APIStatusError, DatabricksServingError
-from langchain_dbx_serving.transport import _deadline, _retry_events
+from langchain_dbx_serving.transport import _deadline, _direct, _retry_events
 from langchain_dbx_serving.transport._body import (
     ReplyReader,
     araw_chunks,
@@ -166,7 +166,7 @@ class Transport:
                     client = httpx.Client(
                         timeout=self._timeout(), limits=self._limits(), **client_options()
                     )
-                    self._probed = _deadline.install(client)
+                    self._probed = _deadline.install(_direct.own(client))  # sent past .send
                     # A model dropped without close() closes its sockets when it is collected,
                     # instead of leaving them to the garbage collector ("unclosed socket").
                     weakref.finalize(self, client.close)
@@ -187,7 +187,7 @@ class Transport:
             # Several small pools, not one of max_connections (see _pools.shards).
             options = client_options()
             clients = shard_clients(self.max_connections, timeout=self._timeout(), **options)
-            self._probed = all([_deadline.install(client) for client in clients])
+            self._probed = all([_deadline.install(_direct.own(client)) for client in clients])
             entry = _LoopClient(clients, asyncio.Semaphore(self.max_connections), loop)
             for client in clients:  # a model dropped while its loop runs: closed on that loop
                 weakref.finalize(self, _close_on_loop, loop, client)
@@ -274,9 +274,8 @@ class Transport:
         headers = self._headers(call.url, extra, call.auth)
         call.auth = None
         call.secrets = secrets_of(headers)
-        return client.build_request(
-            call.method, url_of(call.url), content=call.content, headers=headers, timeout=timeout
-        )
+        url = url_of(call.url)
+        return _direct.request(client, call.method, url, call.content, headers, timeout)
 
     def _retry_delay(
         self, attempt: int, waited: float, error: DatabricksServingError, retryable: bool
@@ -383,7 +382,7 @@ class Transport:
             failure: httpx.HTTPError | None = None
             try:
                 with attempt_scope(attempt):
-                    response = client.send(request, stream=True)
+                    response = _direct.send(client, request)
             except httpx.HTTPError as exc:
                 failure = exc
                 error, retryable = self._connection_failure(exc, call, injected)
@@ -502,7 +501,7 @@ class Transport:
             await pool.acquire(call.deadline, call.endpoint)
             try:
                 with attempt_scope(attempt):
-                    response = await pool.sender().send(request, stream=True)
+                    response = await _direct.asend(pool.sender(), request)
             except httpx.HTTPError as exc:
                 pool.release()
                 failure = exc
