@@ -297,7 +297,7 @@ def run(arguments: argparse.Namespace) -> dict[str, Any]:
     print(table(clients))
     print(sizes_note(SIZES))
     print()
-    print(targets(clients))
+    print(targets(clients, interleaved))
     print()
     if interleaved:
         print(interleaved_table(interleaved))
