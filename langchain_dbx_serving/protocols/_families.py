@@ -115,10 +115,7 @@ def detect_family(*names: str | None) -> Family:
     ('openai', 'other')
     """
     for name in names:
-        if not isinstance(name, str) or not name:
-            continue
-        family = _family_of_name(name)
-        if family is not None:
+        if isinstance(name, str) and name and (family := _family_of_name(name)) is not None:
             return family
     return "other"
 

@@ -106,6 +106,8 @@ class ItemLedger:
         self._next_block = 0
         self._next_tool = 0
         self.saw_item_done = False
+        # (item_id, output_index, slot) of the last text delta; see text_slot.
+        self.last_text: tuple[Any, Any, StreamedItem] | None = None
 
     # ---- what the stream holds -----------------------------------------------------------
 
@@ -198,6 +200,17 @@ class ItemLedger:
         found.ids.add(event.item_id)
         found.delta_ids.add(event.item_id)
         return found
+
+    def text_slot(self, event: items.Event) -> StreamedItem:
+        """``slot_for_delta("message", event)``, not searched again for the next delta of the
+        same item as long as the decoder sets ``last_text`` to ``None`` on any other event
+        (nothing else touched the ledger in between)."""
+        last = self.last_text
+        if last is not None and last[0] == event.item_id and last[1] == event.output_index:
+            return last[2]
+        slot = self.slot_for_delta("message", event)
+        self.last_text = (event.item_id, event.output_index, slot)
+        return slot
 
     def _match(
         self, kind: str, item: Mapping[str, Any], output_index: int | None

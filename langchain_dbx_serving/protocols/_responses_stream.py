@@ -70,10 +70,6 @@ class StreamDecoder:
         self._saw_done_marker = False
         self._saw_completion = False
         self._finished = False
-        # (item_id, output_index, slot) of the last text delta: the next delta of the same
-        # item, with no other event in between, belongs to the same slot (nothing else
-        # touched the ledger), so slot_for_delta's search is not repeated for every delta.
-        self._text_slot: tuple[Any, Any, StreamedItem] | None = None
 
     # ---- public state --------------------------------------------------------------------
 
@@ -116,10 +112,9 @@ class StreamDecoder:
 
     def feed(self, data: str) -> list[AIMessageChunk]:
         """Decode one SSE ``data`` payload (JSON text or ``[DONE]``) into chunks."""
-        if data.strip() == "[DONE]":
-            self._saw_done_marker = True
-            return []
-        if not data.strip():
+        stripped = data.strip()
+        if not stripped or stripped == "[DONE]":
+            self._saw_done_marker |= stripped == "[DONE]"
             return []
         event = parse_event(data)
         if not isinstance(event, dict):
@@ -176,7 +171,7 @@ class StreamDecoder:
     def _dispatch(self, event: dict[str, Any]) -> list[AIMessageChunk]:
         kind = event.get("type")
         if kind != "response.output_text.delta":
-            self._text_slot = None
+            self._ledger.last_text = None  # the next text delta searches its slot again
         if kind is not None and not isinstance(kind, str):
             raise items.malformed("an event whose type is not a string", event)
         if kind in items.ITEM_TYPES:
@@ -260,13 +255,7 @@ class StreamDecoder:
 
     def _on_text_delta(self, event: dict[str, Any]) -> list[AIMessageChunk]:
         delta = items.parse_shape(items.Delta, event, event)
-        last = self._text_slot
-        if last is not None and last[0] == delta.item_id and last[1] == delta.output_index:
-            slot = last[2]
-        else:
-            slot = self._ledger.slot_for_delta("message", delta)
-            self._text_slot = (delta.item_id, delta.output_index, slot)
-        slot.add_text(delta.delta)
+        self._ledger.text_slot(delta).add_text(delta.delta)
         return [emit.chunk(delta.delta)] if delta.delta else []
 
     def _on_annotation(self, event: dict[str, Any]) -> list[AIMessageChunk]:
