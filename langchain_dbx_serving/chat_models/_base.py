@@ -34,7 +34,6 @@ from langchain_dbx_serving.chat_models._tools import (
     normalize_tool_choice,
 )
 from langchain_dbx_serving.protocols import _families
-from langchain_dbx_serving.protocols._emitted import Emitted
 from langchain_dbx_serving.protocols._seam import WireProtocol
 from langchain_dbx_serving.tracing import _runs
 from langchain_dbx_serving.tracing._propagation import with_trace_context
@@ -422,7 +421,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
         traces = self._surfacer(call, run_manager)
-        received = Emitted()  # for partial; folded as it grows
+        received: list[AIMessageChunk] = []
         guard = Decoding(call.endpoint)
         events, decoder = self._stream_source(call, traces, guard)
         with KeepPartial(received, call.endpoint):
@@ -451,7 +450,7 @@ class DatabricksChatBase(DatabricksConnection, BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = self._prepare(messages, stop, kwargs, stream=True)
         traces = self._surfacer(call, run_manager)
-        received = Emitted()  # for partial; folded as it grows
+        received: list[AIMessageChunk] = []
         guard = Decoding(call.endpoint)
         events, decoder = self._astream_source(call, traces, guard)
         with KeepPartial(received, call.endpoint):

@@ -34,7 +34,6 @@ from langchain_dbx_serving.protocols._chat_wire import (
     validate,
 )
 from langchain_dbx_serving.protocols._common import as_str, parse_event, preview
-from langchain_dbx_serving.protocols._emitted import Emitted
 from langchain_dbx_serving.protocols._fast_chunks import text_chunk
 
 
@@ -68,7 +67,7 @@ class StreamDecoder:
         self._refusal = ""
         self._complete = False
         self._finished = False
-        self._emitted = Emitted()  # for partial; folded as it grows
+        self._emitted: list[AIMessageChunk] = []
 
     def feed(self, data: str) -> list[AIMessageChunk]:
         """Decode one SSE ``data`` payload (JSON text or ``[DONE]``) into zero or more chunks.

@@ -33,7 +33,6 @@ from langchain_dbx_serving.errors import AgentError, StreamInterruptedError
 from langchain_dbx_serving.protocols import _responses_chunks as emit
 from langchain_dbx_serving.protocols import _responses_items as items
 from langchain_dbx_serving.protocols._common import as_str, parse_event
-from langchain_dbx_serving.protocols._emitted import Emitted
 from langchain_dbx_serving.protocols._responses_ledger import ItemLedger, StreamedItem
 from langchain_dbx_serving.protocols._responses_reply import ResponseMetadata
 
@@ -67,7 +66,7 @@ class StreamDecoder:
         self._client_tools = items.as_tool_names(client_tools)
         self._ledger = ItemLedger()
         self._meta = ResponseMetadata()
-        self._emitted = Emitted()  # for partial; folded as it grows
+        self._emitted: list[AIMessageChunk] = []
         self._saw_done_marker = False
         self._saw_completion = False
         self._finished = False
@@ -134,11 +133,12 @@ class StreamDecoder:
             return []
         self._finished = True
         if not self._complete():
+            partial = self._emitted[0] + self._emitted[1:] if self._emitted else None
             raise StreamInterruptedError(
                 "the responses stream ended before the reply was complete (no "
                 "response.completed event, no [DONE] and no finished output item): the "
                 "connection probably dropped; retry the request",
-                partial=self._emitted.combined(),
+                partial=partial,
             )
         tail = self._unfinished_calls()
         self._emitted.extend(tail)
