@@ -14,7 +14,6 @@ import datetime
 import json
 import re
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from langchain_dbx_serving.errors import (
 )
 from langchain_dbx_serving.testing import LocalEndpoint, Reply
 from langchain_dbx_serving.transport.sse import SSEDecoder
-from tests.reliability.raw_server import HOLD, RawServer, http_head
+from tests.reliability.raw_server import HOLD, http_head
 from tests.support.serving import queue
 
 TOKEN = "bad-input-token-0123456789"
@@ -91,41 +90,29 @@ def test_agent_endpoint_custom_inputs_are_checked_too(serving: LocalEndpoint) ->
 
 
 # -- replies of the wrong shape ------------------------------------------------------------------
-@pytest.fixture
-def raw() -> Iterator[Any]:
-    servers: list[RawServer] = []
-
-    def start(*plan: list[Any]) -> RawServer:
-        srv = RawServer(list(plan)).__enter__()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-
-
 def whole(body: bytes) -> bytes:
     return http_head(Content_Length=str(len(body)), X_Request_Id="req-42") + body
 
 
 @pytest.mark.parametrize("depth", [300, 100_000])
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_deeply_nested_replies_are_malformed_not_recursion(raw: Any, depth: int, mode: str) -> None:
+def test_deeply_nested_replies_are_malformed_not_recursion(
+    raw_servers: Any, depth: int, mode: str
+) -> None:
     deep = b"[" * depth + b"]" * depth
     body = b'{"choices": [{"index": 0, "message": {"content": "x", "extra": ' + deep + b"}}]}"
-    srv = raw([whole(body)])
+    srv = raw_servers([whole(body)])
     model = ChatDatabricksServing(endpoint="m", host=srv.url, token=TOKEN)
     with pytest.raises(MalformedResponseError) as info:
         call(model, mode, "hi")
     assert info.value.endpoint == "m" and info.value.request_id == "req-42"
 
 
-def test_a_deeply_nested_stream_event_is_malformed(raw: Any) -> None:
+def test_a_deeply_nested_stream_event_is_malformed(raw_servers: Any) -> None:
     deep = b"[" * 50_000 + b"]" * 50_000
     event = b'data: {"choices": [{"index": 0, "delta": {"content": ' + deep + b"}}]}\n\n"
     head = http_head(content_type="text/event-stream", X_Request_Id="req-43")
-    srv = raw([head + event, HOLD])
+    srv = raw_servers([head + event, HOLD])
     model = ChatDatabricksServing(endpoint="m", host=srv.url, token=TOKEN, timeout=10)
     with pytest.raises(MalformedResponseError) as info:
         list(model.stream("hi"))
@@ -133,7 +120,7 @@ def test_a_deeply_nested_stream_event_is_malformed(raw: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
-def test_a_content_part_whose_type_is_a_list_is_malformed(raw: Any, mode: str) -> None:
+def test_a_content_part_whose_type_is_a_list_is_malformed(raw_servers: Any, mode: str) -> None:
     item = {"type": "message", "id": "m1", "role": "assistant"}
     item["content"] = [{"type": [], "text": "x"}]
     if mode == "stream":
@@ -142,7 +129,7 @@ def test_a_content_part_whose_type_is_a_list_is_malformed(raw: Any, mode: str) -
         reply += b"data: " + json.dumps(event).encode() + b"\n\n"
     else:
         reply = whole(json.dumps({"output": [item]}).encode()).replace(b"req-42", b"req-44")
-    srv = raw([reply])
+    srv = raw_servers([reply])
     model = ChatDatabricksResponses(endpoint="m", host=srv.url, token=TOKEN)
     with pytest.raises(MalformedResponseError) as info:
         call(model, mode, "hi")
@@ -151,7 +138,7 @@ def test_a_content_part_whose_type_is_a_list_is_malformed(raw: Any, mode: str) -
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
-def test_a_tool_call_named_7_is_malformed_not_nameless(raw: Any, mode: str) -> None:
+def test_a_tool_call_named_7_is_malformed_not_nameless(raw_servers: Any, mode: str) -> None:
     call_7 = {"id": "c1", "type": "function", "function": {"name": 7, "arguments": "{}"}}
     if mode == "stream":
         event = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, **call_7}]}}]}
@@ -160,7 +147,7 @@ def test_a_tool_call_named_7_is_malformed_not_nameless(raw: Any, mode: str) -> N
     else:
         body = {"choices": [{"index": 0, "message": {"tool_calls": [call_7]}}]}
         reply = whole(json.dumps(body).encode())
-    srv = raw([reply])
+    srv = raw_servers([reply])
     model = ChatDatabricksServing(endpoint="m", host=srv.url, token=TOKEN)
     with pytest.raises(MalformedResponseError) as info:
         call(model, mode, "hi")

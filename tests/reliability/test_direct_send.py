@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -50,26 +49,12 @@ def ours(proxy: RawServer) -> list[bytes]:
     return [raw for raw in proxy.requests if raw.split(b" ", 2)[1].startswith(REMOTE.encode())]
 
 
-@pytest.fixture
-def server() -> Iterator[Any]:
-    servers: list[RawServer] = []
-
-    def start(*plan: list[Any]) -> RawServer:
-        srv = RawServer(list(plan)).__enter__()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-
-
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
 def test_an_environment_proxy_carries_a_remote_host_next_to_a_direct_loopback_one(
-    server: Any, monkeypatch: pytest.MonkeyPatch, variable: str
+    raw_servers: Any, monkeypatch: pytest.MonkeyPatch, variable: str
 ) -> None:
     """One transport, two origins: each goes its own way, call after call, sync and async."""
-    proxy, local = server([reply("via proxy")]), server([reply("direct")])
+    proxy, local = raw_servers([reply("via proxy")]), raw_servers([reply("direct")])
     monkeypatch.setenv(variable, proxy.url)
     transport = Transport(lambda: TokenCredentials(TOKEN), allow_insecure_http=True, max_retries=0)
     body = {"messages": [{"role": "user", "content": "hi"}]}
@@ -95,12 +80,12 @@ def test_an_environment_proxy_carries_a_remote_host_next_to_a_direct_loopback_on
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
 def test_the_deadline_holds_at_the_socket_of_a_proxy_connection(
-    server: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+    raw_servers: Any, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """A status line trickled a byte every 0.2 s never trips httpx's per-read timeout; only the
     deadline backend, installed in the proxy's pool too, ends the call on time."""
     head = http_head(Content_Length="100") * 20
-    proxy = server([Trickle(head, 0.2)])
+    proxy = raw_servers([Trickle(head, 0.2)])
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
     model = ChatDatabricksServing(
         endpoint="m", host=REMOTE, token=TOKEN, timeout=1.5, max_retries=0,
@@ -114,9 +99,9 @@ def test_the_deadline_holds_at_the_socket_of_a_proxy_connection(
 
 
 def test_httpx_request_log_line_is_still_written(
-    server: Any, caplog: pytest.LogCaptureFixture
+    raw_servers: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    srv = server([reply("fine")])
+    srv = raw_servers([reply("fine")])
     model = ChatDatabricksServing(endpoint="m", host=srv.url, token=TOKEN, max_retries=0)
     with caplog.at_level(logging.INFO, logger="httpx"):
         assert model.invoke("hi").text == "fine"
@@ -126,8 +111,8 @@ def test_httpx_request_log_line_is_still_written(
     assert lines == [f'HTTP Request: POST {srv.url}{PATH} "HTTP/1.1 200 OK"'] * 2
 
 
-def test_an_injected_clients_hooks_cookies_and_mounts_apply(server: Any) -> None:
-    proxy = server([reply("mounted")])
+def test_an_injected_clients_hooks_cookies_and_mounts_apply(raw_servers: Any) -> None:
+    proxy = raw_servers([reply("mounted")])
     seen: list[str] = []
 
     def hook(request: httpx.Request) -> None:

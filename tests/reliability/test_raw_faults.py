@@ -1,4 +1,4 @@
-"""Faults below HTTP, from a raw-socket server: one deadline per call, no second send once a
+"""Faults below HTTP, from a raw-socket raw_servers: one deadline per call, no second send once a
 reply started, ``partial`` on every error after a stream began, TLS and host mistakes.
 
 Every case asserts the error type, what its message says, ``partial`` where a stream began,
@@ -12,7 +12,6 @@ import asyncio
 import gzip
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -64,20 +63,6 @@ def whole_reply(text: str = "fine") -> bytes:
     return http_head(Content_Length=str(len(body))) + body
 
 
-@pytest.fixture
-def server() -> Iterator[Any]:
-    servers: list[RawServer] = []
-
-    def start(*plan: list[Any], **kw: Any) -> RawServer:
-        srv = RawServer(list(plan), **kw).__enter__()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
-
-
 def chat(srv: RawServer, **kw: Any) -> ChatDatabricksServing:
     kw.setdefault("max_retries", 3)
     return ChatDatabricksServing(endpoint="m", host=srv.url, token=TOKEN, **kw)
@@ -109,8 +94,8 @@ def timed(fn: Any, *args: Any) -> tuple[BaseException, float]:
 
 # -- one deadline per call -----------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["stream", "astream", "invoke_streaming"])
-def test_keep_alive_comments_cannot_extend_the_deadline(server: Any, mode: str) -> None:
-    srv = server([SSE, chunk(chat_event("Hel")), Repeat(chunk(b": PROCESSING\n\n"), 0.05)])
+def test_keep_alive_comments_cannot_extend_the_deadline(raw_servers: Any, mode: str) -> None:
+    srv = raw_servers([SSE, chunk(chat_event("Hel")), Repeat(chunk(b": PROCESSING\n\n"), 0.05)])
     error, elapsed = timed(run, mode, chat(srv, timeout=1.5))
     assert isinstance(error, ServingTimeoutError)
     assert "timeout=1.5s" in str(error) and "waiting for the rest of the reply" in str(error)
@@ -120,9 +105,9 @@ def test_keep_alive_comments_cannot_extend_the_deadline(server: Any, mode: str) 
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_a_trickled_reply_cannot_extend_the_deadline(server: Any, mode: str) -> None:
+def test_a_trickled_reply_cannot_extend_the_deadline(raw_servers: Any, mode: str) -> None:
     body = b'{"choices": [{"index": 0, "message": {"content": "' + b"x" * 10_000 + b'"}}]}'
-    srv = server([http_head(Content_Length=str(len(body))), Trickle(body, 0.05)])
+    srv = raw_servers([http_head(Content_Length=str(len(body))), Trickle(body, 0.05)])
     error, elapsed = timed(run, mode, chat(srv, timeout=1.5))
     assert isinstance(error, ServingTimeoutError)
     assert "gave up after" in str(error) and "timeout=1.5s" in str(error)
@@ -131,9 +116,9 @@ def test_a_trickled_reply_cannot_extend_the_deadline(server: Any, mode: str) -> 
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_the_deadline_covers_retries(server: Any, mode: str) -> None:
+def test_the_deadline_covers_retries(raw_servers: Any, mode: str) -> None:
     busy = http_head("503 Service Unavailable", Retry_After="1", Content_Length="2") + b"{}"
-    srv = server([busy])
+    srv = raw_servers([busy])
     error, elapsed = timed(run, mode, chat(srv, timeout=1.5, max_retries=10))
     assert isinstance(error, DatabricksServingError)
     assert elapsed < 1.5 + SLACK
@@ -141,8 +126,8 @@ def test_the_deadline_covers_retries(server: Any, mode: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_silence_before_the_status_line_ends_at_the_deadline(server: Any, mode: str) -> None:
-    srv = server([HOLD])
+def test_silence_before_the_status_line_ends_at_the_deadline(raw_servers: Any, mode: str) -> None:
+    srv = raw_servers([HOLD])
     error, elapsed = timed(run, mode, chat(srv, timeout=1.0))
     assert isinstance(error, ServingTimeoutError)
     assert "waiting for the first byte of the reply" in str(error)
@@ -169,8 +154,10 @@ def test_silence_before_the_status_line_ends_at_the_deadline(server: Any, mode: 
     ],
 )
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream"])
-def test_a_reply_cut_inside_its_headers_is_never_resent(server: Any, cut: Any, mode: str) -> None:
-    srv = server(cut, [whole_reply()])
+def test_a_reply_cut_inside_its_headers_is_never_resent(
+    raw_servers: Any, cut: Any, mode: str
+) -> None:
+    srv = raw_servers(cut, [whole_reply()])
     error, _ = timed(run, mode, chat(srv, timeout=10))
     assert isinstance(error, (ServingConnectionError, StreamInterruptedError))
     assert len(srv.requests) == 1, "the request was sent twice"
@@ -178,8 +165,8 @@ def test_a_reply_cut_inside_its_headers_is_never_resent(server: Any, cut: Any, m
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
-def test_a_connection_closed_before_any_byte_is_retried(server: Any, mode: str) -> None:
-    srv = server([CLOSE], [whole_reply("second try")])
+def test_a_connection_closed_before_any_byte_is_retried(raw_servers: Any, mode: str) -> None:
+    srv = raw_servers([CLOSE], [whole_reply("second try")])
     assert run(mode, chat(srv, timeout=10)).text == "second try"
     assert len(srv.requests) == 2
 
@@ -191,9 +178,11 @@ def broken_chunk() -> bytes:
 
 @pytest.mark.parametrize("mode", ["stream", "astream", "invoke_streaming"])
 @pytest.mark.parametrize("fault", ["drop", "broken-chunked", "stall"])
-def test_errors_after_a_chat_stream_began_carry_partial(server: Any, mode: str, fault: str) -> None:
+def test_errors_after_a_chat_stream_began_carry_partial(
+    raw_servers: Any, mode: str, fault: str
+) -> None:
     tail = {"drop": [CLOSE], "broken-chunked": [broken_chunk(), CLOSE], "stall": [HOLD]}[fault]
-    srv = server([SSE, chunk(chat_event("Hel")), chunk(chat_event("lo")), *tail])
+    srv = raw_servers([SSE, chunk(chat_event("Hel")), chunk(chat_event("lo")), *tail])
     error, elapsed = timed(run, mode, chat(srv, timeout=1.5))
     assert isinstance(error, (StreamInterruptedError, ServingTimeoutError))
     assert isinstance(error.partial, AIMessageChunk)
@@ -202,17 +191,19 @@ def test_errors_after_a_chat_stream_began_carry_partial(server: Any, mode: str, 
 
 
 @pytest.mark.parametrize("mode", ["stream", "astream", "invoke_streaming"])
-def test_a_malformed_event_after_a_stream_began_carries_partial(server: Any, mode: str) -> None:
-    srv = server([SSE, chunk(chat_event("Hel")), chunk(b"data: {not json\n\n"), HOLD])
+def test_a_malformed_event_after_a_stream_began_carries_partial(
+    raw_servers: Any, mode: str
+) -> None:
+    srv = raw_servers([SSE, chunk(chat_event("Hel")), chunk(b"data: {not json\n\n"), HOLD])
     error, _ = timed(run, mode, chat(srv, timeout=5))
     assert isinstance(error, MalformedResponseError)
     assert error.partial is not None and error.partial.text == "Hel"
 
 
-def test_errors_inside_a_chain_carry_partial(server: Any) -> None:
+def test_errors_inside_a_chain_carry_partial(raw_servers: Any) -> None:
     from langchain_core.output_parsers import StrOutputParser
 
-    srv = server([SSE, chunk(chat_event("Hel")), CLOSE])
+    srv = raw_servers([SSE, chunk(chat_event("Hel")), CLOSE])
     chain = chat(srv, timeout=5) | StrOutputParser()
     with pytest.raises(StreamInterruptedError) as info:
         list(chain.stream("hi"))
@@ -222,10 +213,10 @@ def test_errors_inside_a_chain_carry_partial(server: Any) -> None:
 @pytest.mark.parametrize("mode", ["stream", "astream"])
 @pytest.mark.parametrize("fault", ["drop", "stall"])
 def test_agent_endpoint_stream_errors_carry_an_agent_response(
-    server: Any, mode: str, fault: str
+    raw_servers: Any, mode: str, fault: str
 ) -> None:
     tail = [CLOSE] if fault == "drop" else [HOLD]
-    srv = server([SSE, chunk(responses_event("Hel")), chunk(responses_event("lo")), *tail])
+    srv = raw_servers([SSE, chunk(responses_event("Hel")), chunk(responses_event("lo")), *tail])
     agent = AgentEndpoint("m", host=srv.url, token=TOKEN, timeout=1.5)
     error, elapsed = timed(run, mode, agent)
     assert isinstance(error, (StreamInterruptedError, ServingTimeoutError))
@@ -234,19 +225,19 @@ def test_agent_endpoint_stream_errors_carry_an_agent_response(
     assert elapsed < 1.5 + SLACK
 
 
-def test_a_complete_stream_whose_connection_then_breaks_is_complete(server: Any) -> None:
+def test_a_complete_stream_whose_connection_then_breaks_is_complete(raw_servers: Any) -> None:
     done = chunk(chat_event("Hi")) + chunk(b"data: [DONE]\n\n")
-    srv = server([SSE, done, broken_chunk(), CLOSE])
+    srv = raw_servers([SSE, done, broken_chunk(), CLOSE])
     assert "".join(c.text for c in chat(srv, timeout=5).stream("hi")) == "Hi"
     resp = b'data: {"type": "response.completed", "response": {"output": []}}\n\n'
-    srv2 = server([SSE, chunk(responses_event("Hi")) + chunk(resp), CLOSE])
+    srv2 = raw_servers([SSE, chunk(responses_event("Hi")) + chunk(resp), CLOSE])
     model = ChatDatabricksResponses(endpoint="m", host=srv2.url, token=TOKEN, timeout=5)
     assert "".join(c.text for c in model.stream("hi")) == "Hi"
 
 
 # -- memory bounds on decoded bytes --------------------------------------------------------------
 @pytest.mark.parametrize("encoding", ["gzip", "zstd", "br"])
-def test_compression_bombs_stop_at_the_reply_bound(server: Any, encoding: str) -> None:
+def test_compression_bombs_stop_at_the_reply_bound(raw_servers: Any, encoding: str) -> None:
     import tracemalloc
 
     raw = b'{"choices": [{"message": {"content": "' + b"a" * (64 * 1024 * 1024) + b'"}}]}'
@@ -260,7 +251,7 @@ def test_compression_bombs_stop_at_the_reply_bound(server: Any, encoding: str) -
         bomb = b"\x8b" * 64  # whatever it is, it is never decoded unbounded
     del raw
     head = http_head(Content_Encoding=encoding, Content_Length=str(len(bomb)))
-    srv = server([head + bomb])
+    srv = raw_servers([head + bomb])
     model = chat(srv, timeout=10)
     model.transport.max_reply_bytes = 1024 * 1024
     tracemalloc.start()
@@ -275,16 +266,16 @@ def test_compression_bombs_stop_at_the_reply_bound(server: Any, encoding: str) -
     assert len(srv.requests) == 1
 
 
-def test_a_gzip_reply_within_the_bound_is_decoded(server: Any) -> None:
+def test_a_gzip_reply_within_the_bound_is_decoded(raw_servers: Any) -> None:
     body = json.dumps({"choices": [{"message": {"content": "zipped"}}]}).encode()
     bomb = gzip.compress(body)
-    srv = server([http_head(Content_Encoding="gzip", Content_Length=str(len(bomb))) + bomb])
+    srv = raw_servers([http_head(Content_Encoding="gzip", Content_Length=str(len(bomb))) + bomb])
     assert chat(srv).invoke("hi").text == "zipped"
 
 
 # -- hosts -----------------------------------------------------------------------------------------
-def test_tls_to_a_plain_http_server_fails_once_and_says_so(server: Any) -> None:
-    srv = server([HOLD], greeting=b"HTTP/1.1 400 Bad Request\r\n\r\n")
+def test_tls_to_a_plain_http_server_fails_once_and_says_so(raw_servers: Any) -> None:
+    srv = raw_servers([HOLD], greeting=b"HTTP/1.1 400 Bad Request\r\n\r\n")
     model = ChatDatabricksServing(
         endpoint="m", host=f"https://127.0.0.1:{srv.port}", token=TOKEN, max_retries=3, timeout=5
     )

@@ -7,7 +7,6 @@ are, their endpoint and request id filled."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,27 +14,13 @@ from langchain_core.messages import AIMessageChunk
 
 from langchain_dbx_serving.errors import AgentError, MalformedResponseError
 from langchain_dbx_serving.protocols import _chat_stream
-from tests.reliability.raw_server import RawServer, http_head
+from tests.reliability.raw_server import http_head
 from tests.reliability.test_raw_faults import chat, chat_event, chunk, run
 
 REQUEST_ID = "req-guard-1"
 HEAD = http_head(
     content_type="text/event-stream", Transfer_Encoding="chunked", x_request_id=REQUEST_ID
 )
-
-
-@pytest.fixture
-def server() -> Iterator[Any]:
-    servers: list[RawServer] = []
-
-    def start(*plan: list[Any]) -> RawServer:
-        srv = RawServer(list(plan)).__enter__()
-        servers.append(srv)
-        return srv
-
-    yield start
-    for srv in servers:
-        srv.stop()
 
 
 @pytest.fixture
@@ -54,9 +39,9 @@ def bare_key_error_on_second(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("mode", ["stream", "astream", "invoke_streaming"])
 def test_a_bare_error_while_decoding_an_event_is_typed_with_what_arrived(
-    server: Any, bare_key_error_on_second: None, mode: str
+    raw_servers: Any, bare_key_error_on_second: None, mode: str
 ) -> None:
-    srv = server([HEAD, chunk(chat_event("Hel")), chunk(chat_event("lo")), chunk(b"")])
+    srv = raw_servers([HEAD, chunk(chat_event("Hel")), chunk(chat_event("lo")), chunk(b"")])
     with pytest.raises(MalformedResponseError) as info:
         run(mode, chat(srv))
     error = info.value
@@ -70,11 +55,11 @@ def test_a_bare_error_while_decoding_an_event_is_typed_with_what_arrived(
 
 @pytest.mark.parametrize("mode", ["stream", "astream"])
 def test_our_own_error_in_an_event_passes_as_it_is_with_endpoint_and_request_id(
-    server: Any, mode: str
+    raw_servers: Any, mode: str
 ) -> None:
     failure = {"error_code": "RATE_LIMIT", "message": "slow down"}
     event = b"data: " + json.dumps(failure).encode() + b"\n\n"
-    srv = server([HEAD, chunk(chat_event("Hel")), chunk(event), chunk(b"")])
+    srv = raw_servers([HEAD, chunk(chat_event("Hel")), chunk(event), chunk(b"")])
     with pytest.raises(AgentError) as info:
         run(mode, chat(srv))
     error = info.value
