@@ -114,7 +114,7 @@ def _check(body: Any) -> None:
     active: set[int] = set()
     while stack:
         value, path = stack.pop()
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list, tuple)):
             if len(path) > MAX_DEPTH:
                 raise RequestEncodingError(
                     f"request field {_path(path)} is nested more than {MAX_DEPTH} levels deep",
@@ -125,6 +125,7 @@ def _check(body: Any) -> None:
                     f"request field {_path(path)} contains itself (a cycle)", field=_path(path)
                 )
             active.add(id(value))
+        if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise RequestEncodingError(
@@ -139,16 +140,6 @@ def _check(body: Any) -> None:
                     )
                 stack.append((item, [*path, key]))
         elif isinstance(value, (list, tuple)):
-            if len(path) > MAX_DEPTH:
-                raise RequestEncodingError(
-                    f"request field {_path(path)} is nested more than {MAX_DEPTH} levels deep",
-                    field=_path(path),
-                )
-            if id(value) in active and path:
-                raise RequestEncodingError(
-                    f"request field {_path(path)} contains itself (a cycle)", field=_path(path)
-                )
-            active.add(id(value))
             stack.extend((item, [*path, f"[{i}]"]) for i, item in enumerate(value))
         else:
             problem = _problem(value)

@@ -45,6 +45,7 @@ from pydantic import BaseModel, Field
 from langchain_dbx_serving import approval_interrupts as approvals
 from langchain_dbx_serving._agent_reply import AgentEvent, AgentResponse
 from langchain_dbx_serving.errors import MalformedResponseError
+from langchain_dbx_serving.protocols import responses
 
 __all__ = ["ITEM_EVENT", "TEXT_EVENT", "AgentTool", "AgentToolInput", "StreamingAgent"]
 
@@ -207,7 +208,8 @@ class AgentTool(BaseTool):
 
 def _next_body(body: dict[str, Any], reply: Any, answers: list[dict[str, Any]]) -> dict[str, Any]:
     """The approval turn: the request, the agent's reply items, then the answers."""
-    return {**body, "input": [*body["input"], *reply["output"], *answers]}
+    items = responses.approval_turn_items(body["input"], reply["output"], answers)
+    return responses.with_input_items(body, items)
 
 
 def _answer(response: AgentResponse | None, endpoint: str) -> tuple[str, AgentResponse]:

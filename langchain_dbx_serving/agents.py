@@ -426,7 +426,7 @@ def approval_turn(
             decision = approve
         answers.append(request.respond(bool(decision), reason))
     history, extra = responses.input_items(value)
-    return [*history, *response.output, *answers], extra
+    return responses.approval_turn_items(history, response.output, answers), extra
 
 
 def _tool_calls(items: Sequence[Mapping[str, Any]], message: AIMessage) -> list[AgentToolCall]:

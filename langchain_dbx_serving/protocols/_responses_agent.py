@@ -45,6 +45,19 @@ def with_input_items(body: Mapping[str, Any], items: list[Any]) -> dict[str, Any
     return {**body, "input": items}
 
 
+def approval_turn_items(
+    history: Sequence[Any], output: Sequence[Any], answers: Sequence[Any]
+) -> list[Any]:
+    """The input items of the turn answering a reply's approval requests: the request's own
+    items, then the reply's output items (the requests among them), then the answers.
+
+    Example:
+        >>> approval_turn_items([{"role": "user"}], [{"type": "mcp_approval_request"}], [{}])
+        [{'role': 'user'}, {'type': 'mcp_approval_request'}, {}]
+    """
+    return [*history, *output, *answers]
+
+
 def input_items(value: Any) -> tuple[list[Any], dict[str, Any]]:
     """``(input items, other body keys)`` of an agent's input: raw items as given, messages
     encoded as the request encoder encodes them."""

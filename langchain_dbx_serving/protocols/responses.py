@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from langchain_dbx_serving.protocols._responses_agent import (
     agent_tool_calls,
+    approval_turn_items,
     input_items,
     split_request,
     with_input_items,
@@ -63,6 +64,7 @@ __all__ = [
     "PROTOCOL",
     "StreamDecoder",
     "agent_tool_calls",
+    "approval_turn_items",
     "input_items",
     "split_request",
     "with_input_items",
